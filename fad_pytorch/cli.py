@@ -10,9 +10,9 @@ from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['build_parser', 'script', 'show_warnings_plainly', 'fail']
+__all__ = ['build_parser', 'parse_call', 'script', 'show_warnings_plainly', 'fail']
 
-# %% ../nbs/09_cli.ipynb #5ad745fd
+# %% ../nbs/09_cli.ipynb #9967737e
 def _base_type(anno) -> type|None:
     "The type to parse a value with: `int|None` → int; None for `bool`"
     if isinstance(anno, types.UnionType) or typing.get_origin(anno) is typing.Union:
@@ -26,27 +26,49 @@ def build_parser(func, # a function with docments comments
                 ) -> argparse.ArgumentParser:
     "An `argparse` parser for `func`: positional parameters, `--dash-flags`, help from docments"
     p = argparse.ArgumentParser(prog=prog, description=func.__doc__)
-    hints = typing.get_type_hints(func)
+    hints, params = typing.get_type_hints(func), inspect.signature(func).parameters
     for name, d in docments(func, full=True, returns=False).items():
         anno, default, helptext = hints.get(name, str), d['default'], d['docment'] or ''
         kw = {'choices': list(typing.get_args(anno))} if typing.get_origin(anno) is typing.Literal else {}
+        if params[name].kind is inspect.Parameter.VAR_POSITIONAL:
+            p.add_argument(name, nargs='*', type=_base_type(anno), help=helptext, **kw)
+            continue
         if default is inspect.Parameter.empty:
             p.add_argument(name, type=_base_type(anno), help=helptext, **kw)
             continue
-        if anno is bool: kw['action'] = 'store_true'
+        flag = name.replace('_', '-')
+        if anno is bool and default is None:     # three states: --flag, --no-flag, or neither (None)
+            g = p.add_mutually_exclusive_group()
+            g.add_argument(f"--{flag}", dest=name, action='store_true', default=None, help=helptext)
+            g.add_argument(f"--no-{flag}", dest=name, action='store_false', default=None, help=argparse.SUPPRESS)
+            continue
+        if anno is bool:
+            kw['action'] = 'store_false' if default else 'store_true'
+            if default: flag, helptext = f'no-{flag}', f'do not: {helptext}'
         else: kw.update(type=_base_type(anno), metavar=name.upper())
-        shown = f' (default: {default})' if default not in (None, False, '') else ''
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default, help=helptext + shown, **kw)
-        if '_' in name: p.add_argument(f"--{name}", dest=name, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kw)
+        shown = f' (default: {default})' if default not in (None, False, True, '') else ''
+        p.add_argument(f"--{flag}", dest=name, default=default, help=helptext + shown, **kw)
+        if '_' in name: p.add_argument(f"--{flag.replace('-', '_')}", dest=name, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kw)
     return p
+
+def parse_call(func, # a function with docments comments
+               argv:list[str], # command line arguments (without the program name)
+              ) -> tuple[list, dict]: # positional and keyword arguments for `func`
+    "Parse `argv` for `func`, as `args, kwargs`"
+    ns = vars(build_parser(func, Path(sys.argv[0]).name).parse_args(argv))
+    args = []
+    for name, prm in inspect.signature(func).parameters.items():
+        if prm.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD: args.append(ns.pop(name))
+        elif prm.kind is inspect.Parameter.VAR_POSITIONAL: args += ns.pop(name)
+    return args, ns
 
 def script(func):
     "Decorator: run `func` as a command line program when called without arguments"
     @wraps(func)
     def _f(*args, **kwargs):
         if args or kwargs: return func(*args, **kwargs)
-        ns = build_parser(func, Path(sys.argv[0]).name).parse_args()
-        return func(**vars(ns))
+        args, kwargs = parse_call(func, sys.argv[1:])
+        return func(*args, **kwargs)
     return _f
 
 # %% ../nbs/09_cli.ipynb #50b9dd7d

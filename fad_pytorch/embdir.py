@@ -107,7 +107,7 @@ def read_pt(path:str|Path, # a `.pt` embedding file
     if not torch.isfinite(e).all(): raise ValueError(f"{path}: embeddings contain NaN or infinite values")
     return {**obj, 'embeddings': e.float()}
 
-# %% ../nbs/02_embdir.ipynb #3360ebfc
+# %% ../nbs/02_embdir.ipynb #3fca4c4c
 def read_manifest(emb_dir:str|Path, # embedding directory
                  ) -> dict|None: # the manifest, or None when the directory has none (e.g. fad_pytorch 0.0.6)
     "Load `manifest.json` of an embedding directory"
@@ -128,6 +128,12 @@ def embedding_files(emb_dir:str|Path, # embedding directory
     if man is None:
         if not found: raise ValueError(f"{emb_dir}: no .pt files found; is this the output of fad_embed?")
         return found, None
+    pending = sorted(rel for rel, f in man['files'].items() if f.get('status') not in ('done', 'failed'))
+    if pending: raise ValueError(f"{emb_dir}: incomplete: {len(pending)} file(s) still pending, e.g. {pending[0]}; the embedding "
+                                 "run did not finish. Rerun fad_embed on the same input to complete it.")
+    failed = sorted(rel for rel, f in man['files'].items() if f.get('status') == 'failed')
+    if failed: warnings.warn(f"{emb_dir}: {len(failed)} file(s) failed to embed and are not in the statistics, e.g. "
+                             f"{failed[0]}: {man['files'][failed[0]].get('error')}")
     done = sorted(rel for rel, f in man['files'].items() if f.get('status') == 'done')
     paths = [emb_path(emb_dir, rel) for rel in done]
     missing = [str(p) for p in paths if not p.exists()]
@@ -139,7 +145,7 @@ def embedding_files(emb_dir:str|Path, # embedding directory
     if extra: warnings.warn(f"{emb_dir}: {len(extra)} .pt file(s) not listed in {MANIFEST} are ignored, e.g. {extra[0]}")
     return paths, man
 
-# %% ../nbs/02_embdir.ipynb #1c4f7df9
+# %% ../nbs/02_embdir.ipynb #06336a3e
 def dir_to_stats(emb_dir:str|Path, # embedding directory
                  device:str='cpu', # where to accumulate
                  block:int=8192, # frames per accumulation step
@@ -161,7 +167,7 @@ def dir_to_stats(emb_dir:str|Path, # embedding directory
     info = {'path': str(emb_dir), 'files': len(paths), 'kind': 'fad_pytorch' if man else 'pt files'}
     return stats, (man or {}).get('provenance'), info
 
-# %% ../nbs/02_embdir.ipynb #194564a4
+# %% ../nbs/02_embdir.ipynb #53552a40
 def save_stats(path:str|Path, # destination `.npz`
                stats:Stats, # the statistics
                provenance:dict|None=None, # how the embeddings were made

@@ -205,7 +205,7 @@ class Embedder(nn.Module):
         m.weight_files = [(c.file, sha) for c, (_, sha) in zip(m.weights_needed(), found)]
         return m.eval().requires_grad_(False)
 
-# %% ../nbs/03_embedder.ipynb #549990c0
+# %% ../nbs/03_embedder.ipynb #f485ab89
 _REGISTRY: dict[str, type] = {}
 BUILTIN_MODULES = ('fad_pytorch.models.baseline', 'fad_pytorch.models.vggish', 'fad_pytorch.models.pann',
                    'fad_pytorch.models.clap', 'fad_pytorch.models.openl3')
@@ -217,7 +217,9 @@ def register_embedder(name:str, # registry name: letters, digits, '_' and '-'
     if not isinstance(name, str) or not re.fullmatch(r'[a-z0-9][a-z0-9_-]*', name):
         raise ValueError(f"invalid embedder name {name!r}: use lower-case letters, digits, '_' and '-'")
     if not (isinstance(cls, type) and issubclass(cls, Embedder)): raise TypeError(f"{cls!r} is not an Embedder subclass")
-    if _REGISTRY.get(name, cls) is not cls: raise ValueError(f"embedder name {name!r} is already taken by {_REGISTRY[name].__name__}")
+    old = _REGISTRY.get(name, cls)
+    if old.__qualname__ != cls.__qualname__:   # the same class defined again (a reload, a notebook) replaces itself
+        raise ValueError(f"embedder name {name!r} is already taken by {old.__name__}")
     _REGISTRY[name] = cls
 
 def _load_builtins():
