@@ -56,7 +56,7 @@ def provenance_diff(a:dict|None, # provenance of one side
     return [f"{k}: {a.get(k, '<absent>')!r} vs {b.get(k, '<absent>')!r}"
             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
-# %% ../nbs/02_embdir.ipynb #eabc0e22
+# %% ../nbs/02_embdir.ipynb #f64d867a
 MANIFEST = 'manifest.json'
 FORMAT = 'fad_pytorch.embeddings'
 
@@ -67,13 +67,12 @@ def emb_path(out_dir:str|Path, # embedding directory
     return Path(out_dir) / (rel + '.pt')
 
 def source_signature(path:str|Path, # audio file
-                     content_hash:bool=False, # also hash the content (sha256): slower, robust to touched mtimes
-                    ) -> dict: # 'size', 'mtime_ns' (and 'sha256')
+                     content_hash:bool=False, # identify by content (sha256) instead of mtime: slower, robust to touched files
+                    ) -> dict: # 'size' and 'mtime_ns', or 'size' and 'sha256'
     "What identifies a version of a source file"
     st = os.stat(path)
-    sig = {'size': st.st_size, 'mtime_ns': st.st_mtime_ns}
-    if content_hash: sig['sha256'] = file_sha256(path)
-    return sig
+    if content_hash: return {'size': st.st_size, 'sha256': file_sha256(path)}
+    return {'size': st.st_size, 'mtime_ns': st.st_mtime_ns}
 
 def file_sha256(path:str|Path, # any file
                ) -> str: # hex digest
