@@ -14,7 +14,8 @@ def run(prog:str, # program: 'fad_score', 'fad_embed', 'fad_gen', ...
     module = prog.replace('fad_download', 'embedder')
     cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', f"import sys; from fad_pytorch.{module} import *; sys.exit({'download_main' if prog == 'fad_download' else 'main'}())"]
     if nproc > 1:
-        cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', '--no-python'] + cmd
+        # '--': torchrun's parser would take the program's options for abbreviations of its own (--n: ambiguous)
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', '--no-python', '--'] + cmd
     e = {**os.environ, 'OMP_NUM_THREADS': '1', **(env or {})}
     r = subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, env=e, timeout=timeout)
     if check and r.returncode != 0:
