@@ -13,7 +13,7 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['AUDIO_EXTS', 'CHANNEL_POLICIES', 'RESAMPLERS', 'PAD_RULES', 'AudioError', 'find_audio', 'read_audio', 'to_channels',
-           'resample', 'load_audio', 'frame_plan', 'audio_to_windows']
+           'resample', 'load_audio', 'frame_plan', 'audio_to_windows', 'window_starts']
 
 # %% ../nbs/01_audio.ipynb #a8f0b78b
 AUDIO_EXTS = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.aif', '.aiff')
@@ -110,8 +110,8 @@ def load_audio(path:str|Path, # audio file
         wav, sr = resample(wav, sr, sample_rate, resampler), sample_rate
     return torch.from_numpy(np.ascontiguousarray(wav)), sr
 
-# %% ../nbs/01_audio.ipynb #eae5e267
-PAD_RULES = ('drop', 'zero', 'repeat')
+# %% ../nbs/01_audio.ipynb #b19404f2
+PAD_RULES = ('drop', 'zero', 'repeat', 'end')
 
 def frame_plan(n:int, # number of samples in the file
                window:int|None, # window length in samples (None: the whole file)
@@ -126,11 +126,8 @@ def frame_plan(n:int, # number of samples in the file
     if hop is None or hop < 1: raise ValueError(f"hop must be at least 1 sample, got {hop}")
     lead = window // 2 if center else 0
     total = n + lead
-    if pad == 'drop':
-        if total < window:
-            raise AudioError(path, f"{n} samples is shorter than one window ({window} samples) and pad='drop' drops it; "
-                                   "use pad='zero' (or 'repeat') to keep short files")
-        return 1 + (total - window) // hop, lead
+    if pad == 'drop': return 1 + max(0, total - window) // hop, lead
+    if pad == 'end' and total > window and (total - window) % hop: return 2 + (total - window) // hop, lead
     return 1 + max(0, math.ceil((total - window) / hop)), lead
 
 def audio_to_windows(wav:Tensor, # audio (channels, samples)
@@ -144,11 +141,24 @@ def audio_to_windows(wav:Tensor, # audio (channels, samples)
     c, n = wav.shape
     if window is None: return wav[None]
     nw, lead = frame_plan(n, window, hop, pad, center, path)
+    if pad == 'end':
+        x = torch.nn.functional.pad(wav, (lead, 0))
+        if x.shape[1] <= window: return x[None]
+        starts = window_starts(x.shape[1], window, hop, nw)
+        return torch.stack([x[:, s:s + window] for s in starts]) if starts[-1] % hop else x.unfold(1, window, hop).transpose(0, 1)
     need = (nw - 1) * hop + window - lead - n        # samples missing after the end of the audio
     if need > 0 and pad == 'repeat':
         return torch.stack([_repeat_window(wav, i * hop - lead, window) for i in range(nw)])
     x = torch.nn.functional.pad(wav, (lead, max(need, 0)))
     return x.unfold(1, window, hop).transpose(0, 1)[:nw]
+
+def window_starts(n:int, # samples (after any leading zeros)
+                  window:int, # window length
+                  hop:int, # hop
+                  nw:int, # number of windows from `frame_plan`
+                 ) -> list[int]: # start of each window
+    "Window starts: every `hop`, the last one moved back to end at the last sample if needed (pad='end')"
+    return [min(i * hop, n - window) for i in range(nw)]
 
 def _repeat_window(wav:Tensor, # audio (channels, samples)
                    start:int, # first sample of the window (may be negative: leading zeros)

@@ -100,11 +100,24 @@ def fetch_weights(ckpt:Checkpoint, # the published file wanted
     download(ckpt.url, dest, ckpt, progress)
     return dest, verify_weights(dest, ckpt)
 
-# %% ../nbs/03_embedder.ipynb #b1015328
+# %% ../nbs/03_embedder.ipynb #e7e4b555
+def _numpy_globals() -> list:
+    "What plain numeric numpy arrays and scalars need to unpickle (numpy 1 and 2 spellings), and nothing else"
+    import numpy as np
+    rec, scal = np.array(0.0).__reduce__()[0], np.float64(0).__reduce__()[0]
+    names = [(rec, 'numpy.core.multiarray._reconstruct'), (rec, 'numpy._core.multiarray._reconstruct'),
+             (scal, 'numpy.core.multiarray.scalar'), (scal, 'numpy._core.multiarray.scalar')]
+    dtypes = {type(np.dtype(t)) for t in ('f2', 'f4', 'f8', 'i1', 'i2', 'i4', 'i8', 'u1', 'u2', 'u4', 'u8', '?')}
+    return names + [np.ndarray, np.dtype] + sorted(dtypes, key=str)
+
 def read_checkpoint(path:str|Path, # checkpoint file
-                   ) -> object: # whatever it holds (tensors, dicts, numbers, strings)
-    "`torch.load` with `weights_only=True`, with an error that names the file"
-    try: return torch.load(path, map_location='cpu', weights_only=True)
+                    numpy_ok:bool=False, # also allow numeric numpy arrays (PANN training state, VGGish PCA file)
+                   ) -> object: # whatever it holds (tensors, dicts, numbers, strings[, numpy arrays])
+    "`torch.load` with `weights_only=True` (no code runs), with an error that names the file"
+    try:
+        if not numpy_ok: return torch.load(path, map_location='cpu', weights_only=True)
+        with torch.serialization.safe_globals(_numpy_globals()):
+            return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
         raise ValueError(f"{path}: cannot read checkpoint ({type(e).__name__}: {str(e)[:300]}); the file may be truncated "
                          "or not a PyTorch checkpoint. Delete it and download it again.") from e
@@ -126,7 +139,7 @@ def load_state_dict_strict(module:nn.Module, # the model
                          "Is it the right model / variant?")
     module.load_state_dict(sd, strict=True)
 
-# %% ../nbs/03_embedder.ipynb #812c707c
+# %% ../nbs/03_embedder.ipynb #1cc3fb3c
 class Embedder(nn.Module):
     "Base of all embedders: windows (batch, channels, samples) at `sample_rate` → embeddings (batch, dim)"
     name:str = '' # registry name
@@ -138,6 +151,7 @@ class Embedder(nn.Module):
     center:bool = False # default: prepend half a window of zeros
     channels:str = 'mono' # default channel policy
     fixed_window:bool = True # the model only takes windows of exactly `window` seconds
+    micro_batch:int = 16 # windows per forward pass, always (zero-padded): results never depend on how windows are grouped
     variants:tuple = ('default',) # names of the variants; the first is the default
     description:str = '' # one line for listings
 
@@ -165,10 +179,15 @@ class Embedder(nn.Module):
 
     def embed(self,
               x:Tensor, # windows (batch, channels, samples)
+              micro_batch:int|None=None, # windows per forward pass (None: the class's `micro_batch`)
              ) -> Tensor: # (batch, channels*dim)
-        "Embed each channel separately and concatenate (a mono model on stereo input)"
+        "Embed each channel as a mono window, in forward passes of exactly `micro_batch` windows; concatenate channels"
         b, c, s = x.shape
-        return self(x.reshape(b * c, 1, s)).reshape(b, -1)
+        flat, m = x.reshape(b * c, 1, s), micro_batch or self.micro_batch
+        pad = -len(flat) % m
+        if pad: flat = torch.cat([flat, flat.new_zeros(pad, 1, s)])
+        y = torch.cat([self(chunk) for chunk in flat.split(m)])
+        return y[:b * c].reshape(b, -1)
 
     def config(self) -> dict:
         "Provenance entries of this embedder: name, variant, options, weight files and their sha256"
