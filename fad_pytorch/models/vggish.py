@@ -106,7 +106,7 @@ def pca_quantize(x:Tensor, # embeddings (batch, 128)
     y = (y.clamp(-2.0, 2.0) + 2.0) * (255.0 / 4.0)
     return torch.round(y) if rounding == 'round' else torch.floor(y)
 
-# %% ../../nbs/04_vggish.ipynb #5542679f
+# %% ../../nbs/04_vggish.ipynb #46cade9a
 VGGISH_WEIGHTS = Checkpoint('vggish-10086976.pth',
                             'https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth')
 VGGISH_PCA = Checkpoint('vggish_pca_params-970ea276.pth',
@@ -160,7 +160,7 @@ class VGGish(Embedder):
 
     def load_weights(self, paths:list[Path]):
         "Load the torchvggish state dict strictly (and the PCA params)"
-        sd = read_checkpoint(paths[0])
+        sd = read_checkpoint(paths[0], numpy_ok=True)   # numeric numpy arrays allowed: a PANN file mistaken for it gets a clear error
         check_vggish_state_dict(sd, paths[0])
         load_state_dict_strict(self, sd, paths[0])
         if self.pca:
