@@ -7,8 +7,10 @@ are written in the published layout `{'iteration', 'model', 'sampler'}` (the sam
 as in the real files) and loaded through our own loader, `get_embedder('pann:<variant>', weights=FILE)`.
 
 Tolerance: embeddings within TOL = 1e-4 absolute (the project's fp32 CPU budget; the embeddings here reach ~30, so this
-is ~3e-6 of the largest value). We run the same torch ops in the same order, so on one machine the match is bit-exact
-(0.0); the margin covers oneDNN/MKL kernel choices that differ between CPUs and thread counts.
+is ~3e-6 of the largest value). We run the same torch ops in the same order: with the reference's batch the result is
+bit-exact here (checked within TOL_SAME = 1e-6). Through `Embedder.embed` (forward passes of exactly 8 windows) the
+fp32 kernels block differently than for the reference's batch, which moves results by up to ~2e-5 here, as much as
+the reference itself moves between batch sizes.
 """
 import dataclasses, json
 import numpy as np, pytest, soundfile as sf, torch
@@ -19,6 +21,7 @@ from fad_pytorch.audio import audio_to_windows
 from fad_pytorch.embedder import get_embedder, read_checkpoint
 
 TOL = 1e-4
+TOL_SAME = 1e-6     # same computation, same batch: bit-exact on one machine
 FILE = {v: s.checkpoint.file for v, s in P.PANN_VARIANTS.items()}
 torch.set_num_threads(2)
 
@@ -59,8 +62,9 @@ def signals(sr, seconds, seed=0):
 def compare(ref, ours, x):
     "Max abs difference per clip between ours (Embedder.embed) and the reference's whole-clip embedding"
     with torch.inference_mode():
-        want, got = ref(x)['embedding'], ours.embed(x[:, None])
+        want, got, same_batch = ref(x)['embedding'], ours.embed(x[:, None]), ours(x[:, None])
     assert got.shape == want.shape == (len(x), 2048)
+    assert (same_batch - want).abs().max() <= TOL_SAME             # the same batch as the reference: the same numbers
     assert want.abs().max() > 1                                   # not a comparison of near-zero numbers
     return (got - want).abs().amax(1)
 

@@ -5,10 +5,12 @@ published format (a flat state dict, `vggish-10086976.pth`) and loaded through o
 weights=FILE)`, with its checks and checksum. The reference examples come from torchvggish's numpy front end
 (`waveform_to_examples`).
 
-Tolerance: embeddings within TOL = 1e-4 absolute (the project's fp32 CPU budget; the embeddings here have a standard
-deviation of about 5, so this is about 2e-5 relative). Our front end computes in float64 like the reference's numpy
-code and the network runs the same torch ops, so on one machine the match is bit-exact (0.0); the margin covers
-oneDNN/MKL kernel choices that can differ between CPUs and thread counts.
+Tolerance: embeddings within TOL = 1e-4 absolute (the project's fp32 CPU budget; the embeddings here reach ~25 with a
+standard deviation of about 5, so this is about 2e-5 relative). Our front end computes in float64 like the reference's
+numpy code and the network runs the same torch ops: with the same batch as the reference the result is bit-exact here
+(checked within TOL_SAME = 1e-6). Through `Embedder.embed` (forward passes of exactly 64 windows) the fp32 kernels
+block the matrix products differently than for the reference's batch, which moves results by up to ~4e-5 here; the
+reference itself moves as much between batch sizes (batch 1 vs 4: up to 3.8e-5).
 """
 import json
 import numpy as np, pytest, soundfile as sf, torch
@@ -19,6 +21,7 @@ from fad_pytorch.audio import audio_to_windows, load_audio
 from fad_pytorch.embedder import Checkpoint, get_embedder, read_checkpoint
 
 TOL = 1e-4
+TOL_SAME = 1e-6     # same computation, same batch: bit-exact on one machine
 CKPT, PCA = V.VGGISH_WEIGHTS.file, V.VGGISH_PCA.file
 torch.set_num_threads(2)
 
@@ -119,7 +122,9 @@ def test_embeddings_equal_reference(ref, ours):
             wins.append(w); exs.append(ref_examples(np.pad(x, (0, max(0, V.WINDOW_SAMPLES - len(x))))))
     with torch.inference_mode():
         got, want = ours.embed(torch.cat(wins)), ref(torch.cat(exs))
-    assert got.shape == want.shape == (sum(k for _, k in cases), 128)
+        same_batch = ours(torch.cat(wins))                 # the reference's batch size (54), not a micro-batch of 64
+    assert got.shape == want.shape == same_batch.shape == (sum(k for _, k in cases), 128)
+    assert (same_batch - want).abs().max() <= TOL_SAME
     i, worst = 0, {}
     for case, k in cases:
         worst[case] = (got[i:i + k] - want[i:i + k]).abs().max().item(); i += k
