@@ -38,7 +38,7 @@ def min_samples(variant:str='16k', # a key of `PANN_VARIANTS`
     "Minimum input length in samples (0.31 s at every rate)"
     return (MIN_FRAMES - 1) * PANN_VARIANTS[variant].hop
 
-# %% ../../nbs/05_pann.ipynb #6b4bd656
+# %% ../../nbs/05_pann.ipynb #e0249724
 class STFTConv(nn.Module):
     "Holds the checkpoint's STFT kernels (DFT × Hann) as two conv1d weights, `conv_real` and `conv_imag`"
     def __init__(self,
@@ -60,15 +60,23 @@ class STFTConv(nn.Module):
 
 class Spectrogram(nn.Module):
     "Container that gives the checkpoint's key prefix `spectrogram_extractor.stft.`"
-    def __init__(self, n_fft:int, hop:int): # STFT size and hop
+    def __init__(self,
+                 n_fft:int, # STFT size
+                 hop:int, # frame hop in samples
+                ):
         super().__init__()
         self.stft = STFTConv(n_fft, hop)
 
-    def forward(self, x:Tensor) -> Tensor: return self.stft(x)
+    def forward(self,
+                x:Tensor, # waveforms (batch, samples)
+               ) -> Tensor: # power spectrogram (batch, 1, frames, bins)
+        return self.stft(x)
 
 class LogMel(nn.Module):
     "The checkpoint's mel matrix `melW` (n_fft//2+1, 64), then `10 log10(max(·, 1e-10))`"
-    def __init__(self, n_fft:int): # STFT size
+    def __init__(self,
+                 n_fft:int, # STFT size
+                ):
         super().__init__()
         self.register_buffer('melW', torch.zeros(n_fft // 2 + 1, N_MELS))
 
@@ -99,7 +107,7 @@ class ConvBlock(nn.Module):
 
 CHANNELS = (64, 128, 256, 512, 1024, 2048) # output channels of conv_block1..6
 
-# %% ../../nbs/05_pann.ipynb #c7794428
+# %% ../../nbs/05_pann.ipynb #7d39e42f
 def check_cnn14_state_dict(sd:dict, # the checkpoint's 'model' state dict
                            variant:str, # the variant asked for
                            path:str|Path, # the file, for errors
@@ -129,7 +137,6 @@ class Cnn14(Embedder):
 
     def __init__(self,
                  variant:str|None=None, # '16k' (default), '32k' or '8k'
-                 classes_num:int=527, # rows of fc_audioset (unused by the embedding)
                 ):
         super().__init__(variant)
         spec = PANN_VARIANTS[self.variant]
@@ -139,14 +146,16 @@ class Cnn14(Embedder):
         self.bn0 = nn.BatchNorm2d(N_MELS)
         for i, (a, b) in enumerate(zip((1,) + CHANNELS[:-1], CHANNELS), 1): setattr(self, f'conv_block{i}', ConvBlock(a, b))
         self.fc1 = nn.Linear(2048, 2048)
-        self.fc_audioset = nn.Linear(2048, classes_num)
+        self.fc_audioset = nn.Linear(2048, 527)            # AudioSet classes: in the checkpoint, unused here
         self.eval()
 
     def weights_needed(self) -> list[Checkpoint]:
         "The variant's published checkpoint"
         return [PANN_VARIANTS[self.variant].checkpoint]
 
-    def load_weights(self, paths:list[Path]):
+    def load_weights(self,
+                     paths:list[Path], # the checkpoint file
+                    ):
         "Load the `model` state dict of a published checkpoint (`{'iteration', 'model', 'sampler'}`), strictly"
         ck = read_checkpoint(paths[0], numpy_ok=True)      # 'sampler' holds the training sampler's numpy arrays
         if not isinstance(ck, dict) or 'model' not in ck:

@@ -106,7 +106,7 @@ def pca_quantize(x:Tensor, # embeddings (batch, 128)
     y = (y.clamp(-2.0, 2.0) + 2.0) * (255.0 / 4.0)
     return torch.round(y) if rounding == 'round' else torch.floor(y)
 
-# %% ../../nbs/04_vggish.ipynb #46cade9a
+# %% ../../nbs/04_vggish.ipynb #a4b6f856
 VGGISH_WEIGHTS = Checkpoint('vggish-10086976.pth',
                             'https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth')
 VGGISH_PCA = Checkpoint('vggish_pca_params-970ea276.pth',
@@ -158,7 +158,9 @@ class VGGish(Embedder):
         "The network file, and the PCA file when `pca=True`"
         return [VGGISH_WEIGHTS] + [VGGISH_PCA] * self.pca
 
-    def load_weights(self, paths:list[Path]):
+    def load_weights(self,
+                     paths:list[Path], # the network file, then the PCA file if pca=True
+                    ):
         "Load the torchvggish state dict strictly (and the PCA params)"
         sd = read_checkpoint(paths[0], numpy_ok=True)   # numeric numpy arrays allowed: a PANN file mistaken for it gets a clear error
         check_vggish_state_dict(sd, paths[0])
