@@ -139,7 +139,7 @@ def load_state_dict_strict(module:nn.Module, # the model
                          "Is it the right model / variant?")
     module.load_state_dict(sd, strict=True)
 
-# %% ../nbs/03_embedder.ipynb #1cc3fb3c
+# %% ../nbs/03_embedder.ipynb #0ac70e8a
 class Embedder(nn.Module):
     "Base of all embedders: windows (batch, channels, samples) at `sample_rate` → embeddings (batch, dim)"
     name:str = '' # registry name
@@ -147,7 +147,8 @@ class Embedder(nn.Module):
     dim:int = 0 # embedding size per channel
     window:float|None = None # default window length in seconds (None: the whole file)
     hop:float|None = None # default hop in seconds
-    pad:str = 'zero' # default rule for the end of a file (see `audio.PAD_RULES`)
+    pad:str = 'zero' # default rule for the tail of a file (see `audio.PAD_RULES`)
+    short:str = 'zero' # default rule for a file shorter than one window (see `audio.SHORT_RULES`)
     center:bool = False # default: prepend half a window of zeros
     channels:str = 'mono' # default channel policy
     fixed_window:bool = True # the model only takes windows of exactly `window` seconds

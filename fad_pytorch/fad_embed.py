@@ -19,7 +19,7 @@ from .cli import script, show_warnings_plainly, fail
 __all__ = ['resolve_models', 'out_dir_for', 'embed_provenance', 'plan_embedding', 'assign_shards', 'AudioFiles', 'EmbedError',
            'embed_files', 'embed_dir', 'emb_device', 'fad_embed', 'parse_opts', 'default_workers', 'main']
 
-# %% ../nbs/11_fad_embed.ipynb #da2be9fa
+# %% ../nbs/11_fad_embed.ipynb #b4945961
 def resolve_models(models:str, # one spec, a comma list, or 'all'
                   ) -> list[str]: # embedder specs
     "Embedder specs named on the command line; 'all' means every model with published weights"
@@ -43,13 +43,14 @@ def out_dir_for(in_dir:str|Path, # input audio directory
 def embed_provenance(emb:Embedder, # the embedder
                      window:float|None, # window, seconds (None: whole file)
                      hop:float|None, # hop, seconds
-                     pad:str, # end-of-file rule
+                     pad:str, # rule for the tail of a file
+                     short:str, # rule for a file shorter than one window
                      center:bool, # half a window of zeros in front
                      channels:str, # channel policy
                      resampler:str, # resampler policy
                     ) -> dict:
     "Everything that changes the embeddings, as recorded in the manifest and compared by fad_score"
-    return {**emb.config(), 'window': window, 'hop': hop, 'pad': pad, 'center': center, 'channels': channels,
+    return {**emb.config(), 'window': window, 'hop': hop, 'pad': pad, 'short': short, 'center': center, 'channels': channels,
             'resampler': resampler, 'dtype': 'float32'}
 
 # %% ../nbs/11_fad_embed.ipynb #019756cb
@@ -125,7 +126,7 @@ class AudioFiles(torch.utils.data.Dataset):
 def _worker_init(_):
     torch.set_num_threads(1)
 
-# %% ../nbs/11_fad_embed.ipynb #b4a26e03
+# %% ../nbs/11_fad_embed.ipynb #7464d860
 class EmbedError(RuntimeError):
     "A file could not be embedded and --on-error is 'fail'"
 
@@ -136,8 +137,9 @@ def embed_files(emb:Embedder, # a ready embedder
                 prov:dict, # provenance (its config_id is stamped on every .pt)
                 window:int|None, # window, samples (None: whole file)
                 hop:int|None, # hop, samples
-                pad:str='zero', # end-of-file rule
+                pad:str='zero', # rule for the tail of a file
                 center:bool=False, # half a window of zeros in front
+                short:str='zero', # rule for a file shorter than one window
                 batch_size:int|None=None, # windows per step, rounded up to a multiple of the model's micro-batch (None: 4 micro-batches); never changes the numbers
                 num_workers:int=1, # decoding processes
                 on_error:str='fail', # 'fail': stop at the first bad file; 'skip': record it and go on
@@ -195,10 +197,9 @@ def embed_files(emb:Embedder, # a ready embedder
     for item in dl:
         rel = item['rel']
         if item['error']: bad(rel, item['error']); continue
-        try: win = audio_to_windows(item['wav'], window, hop, pad, center, root / rel)
-        except AudioError as e: bad(rel, str(e)); continue
+        win = audio_to_windows(item['wav'], window, hop, pad, center, short)
         nw, lead = frame_plan(item['wav'].shape[1], window, hop, pad, center)
-        starts = window_starts(item['wav'].shape[1] + lead, window, hop, nw) if pad == 'end' and window else [i * (hop or 0) for i in range(len(win))]
+        starts = window_starts(item['wav'].shape[1] + lead, window, hop, nw, pad) if window else [0]
         f = {'rel': rel, 'win': win, 'n': len(win), 'next': 0, 'out': [], 'seconds': item['seconds'],
              'times': (torch.tensor(starts, dtype=torch.float64) - lead) / emb.sample_rate}
         if window is None or win.shape[-1] != window:              # a whole file, or one shorter window: on its own
@@ -209,7 +210,7 @@ def embed_files(emb:Embedder, # a ready embedder
     bar.close()
     return {'done': done, 'failed': failed, 'windows': nwin, 'seconds': secs, 'time': time.perf_counter() - t0}
 
-# %% ../nbs/11_fad_embed.ipynb #96878c1a
+# %% ../nbs/11_fad_embed.ipynb #e5c2323e
 def _software(device) -> dict:
     "Versions and machine facts: recorded, never compared"
     import soundfile, soxr
@@ -231,7 +232,8 @@ def embed_dir(emb:Embedder, # a ready embedder
               out_dir:str|Path, # output embedding directory
               window:float|None=None, # window, seconds (None: the model's default)
               hop:float|None=None, # hop, seconds (None: the model's default)
-              pad:str|None=None, # end-of-file rule (None: the model's default)
+              pad:str|None=None, # rule for the tail of a file (None: the model's default)
+              short:str|None=None, # rule for a file shorter than one window (None: the model's default)
               center:bool|None=None, # half a window of zeros in front (None: the model's default)
               channels:str|None=None, # channel policy (None: the model's default)
               resampler:str='soxr_vhq', # resampler policy
@@ -249,10 +251,10 @@ def embed_dir(emb:Embedder, # a ready embedder
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     window = emb.window if window is None else window
     hop = emb.hop if hop is None else hop
-    pad, center = pad or emb.pad, emb.center if center is None else center
+    pad, short, center = pad or emb.pad, short or emb.short, emb.center if center is None else center
     channels = channels or emb.channels
     w, h = emb.window_samples(window, hop)
-    prov = embed_provenance(emb, window, hop, pad, center, channels, resampler)
+    prov = embed_provenance(emb, window, hop, pad, short, center, channels, resampler)
     plan = [None]
     if state.is_main_process:
         files = find_audio(in_dir, exts, recursive)
@@ -268,7 +270,7 @@ def embed_dir(emb:Embedder, # a ready embedder
         broadcast_object_list(plan)
     plan = plan[0]
     mine = plan['shards'][state.process_index]
-    res = embed_files(emb, in_dir, mine, out_dir, prov, w, h, pad, center, batch_size, num_workers, on_error,
+    res = embed_files(emb, in_dir, mine, out_dir, prov, w, h, pad, center, short, batch_size, num_workers, on_error,
                       content_hash, progress and state.is_main_process,
                       f"{emb.name} {in_dir.name}" + (f" [rank 0/{state.num_processes}]" if state.num_processes > 1 else ''))
     res['rank'], res['files'] = state.process_index, len(mine)
@@ -338,7 +340,7 @@ def parse_opts(s:str|None, # 'key=value,key=value'
         except json.JSONDecodeError: out[k.strip()] = v.strip()
     return out
 
-# %% ../nbs/11_fad_embed.ipynb #a18ad2a9
+# %% ../nbs/11_fad_embed.ipynb #a5083adc
 def _print_summary(s:dict, spec:str, in_dir:str):
     "Human summary of one (model, directory) on stderr"
     t = s['time']
@@ -371,7 +373,8 @@ def main(model:str, # embedder: a name ('vggish', 'pann', 'clap', 'openl3', 'log
          num_workers:int=None, # audio decoding processes per process (default: from the CPU count)
          window:float=None, # window length in seconds (default: the model's)
          hop:float=None, # hop between windows in seconds (default: the model's)
-         pad:str=None, # end of file: drop (complete windows only), zero (zero-pad the last window), repeat (tile it), end (last window ends at the last sample) (default: the model's)
+         pad:str=None, # tail of a file: drop (complete windows only), zero (zero-pad the last window), repeat (tile it), end (last window ends at the last sample) (default: the model's)
+         short:str=None, # a file shorter than one window: zero (zero-pad it), repeat (tile it), whole (one shorter window, models that take any length) (default: the model's)
          center:bool=None, # --center / --no-center: prepend half a window of zeros (default: the model's)
          channels:str=None, # mono (mean of channels), left, right, stereo (each channel embedded, concatenated) (default: the model's, mono)
          resampler:str='soxr_vhq', # soxr_vhq, soxr_hq, soxr_mq, resampy_kaiser_best, resampy_kaiser_fast (needs resampy)
@@ -389,7 +392,7 @@ def main(model:str, # embedder: a name ('vggish', 'pann', 'clap', 'openl3', 'log
     try:
         if not dirs: raise ValueError("give at least one input directory (fad_embed MODEL DIR [DIR ...])")
         if on_error not in ('fail', 'skip'): raise ValueError(f"--on-error must be 'fail' or 'skip', not {on_error!r}")
-        kw = dict(window=window, hop=hop, pad=pad, center=center, channels=channels, resampler=resampler,
+        kw = dict(window=window, hop=hop, pad=pad, short=short, center=center, channels=channels, resampler=resampler,
                   batch_size=batch_size, num_workers=default_workers() if num_workers is None else num_workers,
                   exts=exts, recursive=recursive, on_error=on_error, content_hash=hash, overwrite=overwrite,
                   progress=sys.stderr.isatty())
