@@ -340,7 +340,7 @@ def parse_opts(s:str|None, # 'key=value,key=value'
         except json.JSONDecodeError: out[k.strip()] = v.strip()
     return out
 
-# %% ../nbs/11_fad_embed.ipynb #a5083adc
+# %% ../nbs/11_fad_embed.ipynb #3e9e4ba2
 def _print_summary(s:dict, spec:str, in_dir:str):
     "Human summary of one (model, directory) on stderr"
     t = s['time']
@@ -371,7 +371,7 @@ def main(model:str, # embedder: a name ('vggish', 'pann', 'clap', 'openl3', 'log
          device:str='auto', # auto (this process's GPU if any, else CPU), cpu, cuda, cuda:1, mps
          batch_size:int=None, # windows per step, rounded up to a multiple of the model's micro-batch (speed and memory only: results are the same for any value)
          num_workers:int=None, # audio decoding processes per process (default: from the CPU count)
-         window:float=None, # window length in seconds (default: the model's)
+         window:float=None, # window length in seconds (default: the model's); 0: each whole file is one window (models that allow it)
          hop:float=None, # hop between windows in seconds (default: the model's)
          pad:str=None, # tail of a file: drop (complete windows only), zero (zero-pad the last window), repeat (tile it), end (last window ends at the last sample) (default: the model's)
          short:str=None, # a file shorter than one window: zero (zero-pad it), repeat (tile it), whole (one shorter window, models that take any length) (default: the model's)
