@@ -12,8 +12,8 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['AUDIO_EXTS', 'CHANNEL_POLICIES', 'RESAMPLERS', 'PAD_RULES', 'AudioError', 'find_audio', 'read_audio', 'to_channels',
-           'resample', 'load_audio', 'frame_plan', 'audio_to_windows', 'window_starts']
+__all__ = ['AUDIO_EXTS', 'CHANNEL_POLICIES', 'RESAMPLERS', 'PAD_RULES', 'SHORT_RULES', 'AudioError', 'find_audio', 'read_audio',
+           'to_channels', 'resample', 'load_audio', 'frame_plan', 'window_starts', 'audio_to_windows']
 
 # %% ../nbs/01_audio.ipynb #a8f0b78b
 AUDIO_EXTS = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.aif', '.aiff')
@@ -110,15 +110,15 @@ def load_audio(path:str|Path, # audio file
         wav, sr = resample(wav, sr, sample_rate, resampler), sample_rate
     return torch.from_numpy(np.ascontiguousarray(wav)), sr
 
-# %% ../nbs/01_audio.ipynb #b19404f2
+# %% ../nbs/01_audio.ipynb #ef3d68df
 PAD_RULES = ('drop', 'zero', 'repeat', 'end')
+SHORT_RULES = ('zero', 'repeat', 'whole')
 
 def frame_plan(n:int, # number of samples in the file
                window:int|None, # window length in samples (None: the whole file)
                hop:int|None, # hop in samples
-               pad:str='zero', # rule for the end of the file, one of `PAD_RULES`
+               pad:str='zero', # rule for the tail, one of `PAD_RULES`
                center:bool=False, # prepend window//2 zeros first
-               path:str|Path='<audio>', # file name for errors
               ) -> tuple[int, int]: # number of windows, and zeros prepended
     "How many windows a file of `n` samples gives, and how many zeros go in front"
     if pad not in PAD_RULES: raise ValueError(f"unknown pad rule {pad!r}; choose one of {', '.join(PAD_RULES)}")
@@ -126,49 +126,45 @@ def frame_plan(n:int, # number of samples in the file
     if hop is None or hop < 1: raise ValueError(f"hop must be at least 1 sample, got {hop}")
     lead = window // 2 if center else 0
     total = n + lead
-    if pad == 'drop': return 1 + max(0, total - window) // hop, lead
-    if pad == 'end' and total > window and (total - window) % hop: return 2 + (total - window) // hop, lead
-    return 1 + max(0, math.ceil((total - window) / hop)), lead
+    if total <= window: return 1, lead
+    if pad == 'drop': return 1 + (total - window) // hop, lead
+    if pad == 'end' and (total - window) % hop: return 2 + (total - window) // hop, lead
+    return 1 + math.ceil((total - window) / hop), lead
+
+def window_starts(n:int, # samples, including any leading zeros
+                  window:int, # window length
+                  hop:int, # hop
+                  nw:int, # number of windows from `frame_plan`
+                  pad:str='zero', # rule for the tail
+                 ) -> list[int]: # start of each window, in samples from the start of the (zero-led) file
+    "Window starts: every `hop`; with pad='end' the last one is moved back to end at the last sample"
+    return [min(i * hop, n - window) if pad == 'end' and n > window else i * hop for i in range(nw)]
+
+def _fill(seg:Tensor, # audio (channels, samples), shorter than `window`
+          window:int, # length wanted
+          rule:str, # 'zero' or 'repeat'
+         ) -> Tensor: # (channels, window)
+    "Zero-pad, or tile ⌊window/len⌋ times then zero-pad"
+    if rule == 'repeat': seg = seg.repeat(1, window // seg.shape[1])
+    return torch.nn.functional.pad(seg, (0, window - seg.shape[1]))
 
 def audio_to_windows(wav:Tensor, # audio (channels, samples)
                      window:int|None, # window length in samples (None: the whole file)
                      hop:int|None, # hop in samples
-                     pad:str='zero', # rule for the end of the file, one of `PAD_RULES`
+                     pad:str='zero', # rule for the tail, one of `PAD_RULES`
                      center:bool=False, # prepend window//2 zeros first
-                     path:str|Path='<audio>', # file name for errors
-                    ) -> Tensor: # windows (n_windows, channels, window)
-    "Cut audio into windows by `frame_plan`; the padding rule fills the end"
-    c, n = wav.shape
+                     short:str='zero', # rule for a file shorter than one window, one of `SHORT_RULES`
+                    ) -> Tensor: # windows (n_windows, channels, window); one shorter window if short='whole'
+    "Cut audio into windows by `frame_plan`; the rules fill the end"
+    if short not in SHORT_RULES: raise ValueError(f"unknown short rule {short!r}; choose one of {', '.join(SHORT_RULES)}")
     if window is None: return wav[None]
-    nw, lead = frame_plan(n, window, hop, pad, center, path)
-    if pad == 'end':
-        x = torch.nn.functional.pad(wav, (lead, 0))
-        if x.shape[1] <= window: return x[None]
-        starts = window_starts(x.shape[1], window, hop, nw)
-        return torch.stack([x[:, s:s + window] for s in starts]) if starts[-1] % hop else x.unfold(1, window, hop).transpose(0, 1)
-    need = (nw - 1) * hop + window - lead - n        # samples missing after the end of the audio
-    if need > 0 and pad == 'repeat':
-        return torch.stack([_repeat_window(wav, i * hop - lead, window) for i in range(nw)])
-    x = torch.nn.functional.pad(wav, (lead, max(need, 0)))
-    return x.unfold(1, window, hop).transpose(0, 1)[:nw]
-
-def window_starts(n:int, # samples (after any leading zeros)
-                  window:int, # window length
-                  hop:int, # hop
-                  nw:int, # number of windows from `frame_plan`
-                 ) -> list[int]: # start of each window
-    "Window starts: every `hop`, the last one moved back to end at the last sample if needed (pad='end')"
-    return [min(i * hop, n - window) for i in range(nw)]
-
-def _repeat_window(wav:Tensor, # audio (channels, samples)
-                   start:int, # first sample of the window (may be negative: leading zeros)
-                   window:int, # window length in samples
-                  ) -> Tensor: # (channels, window)
-    "One window; when it runs past the end, the audio left is tiled then zero-padded"
-    c, n = wav.shape
-    lead = max(0, -start)
-    seg = wav[:, max(start, 0):start + window]
-    if lead + seg.shape[1] == window: return torch.nn.functional.pad(seg, (lead, 0))
-    reps = (window - lead) // seg.shape[1]
-    seg = seg.repeat(1, reps)
-    return torch.nn.functional.pad(seg, (lead, window - lead - seg.shape[1]))
+    nw, lead = frame_plan(wav.shape[1], window, hop, pad, center)
+    x = torch.nn.functional.pad(wav, (lead, 0)) if lead else wav
+    n = x.shape[1]
+    if n <= window: return (x if short == 'whole' or n == window else _fill(x, window, short))[None]
+    starts = window_starts(n, window, hop, nw, pad)
+    if starts[-1] + window <= n and pad != 'end':                         # no padding needed: views, no copy
+        return x.unfold(1, window, hop).transpose(0, 1)[:nw]
+    wins = [x[:, s:s + window] for s in starts]
+    if wins[-1].shape[1] < window: wins[-1] = _fill(wins[-1], window, 'repeat' if pad == 'repeat' else 'zero')
+    return torch.stack(wins)

@@ -139,7 +139,7 @@ def load_state_dict_strict(module:nn.Module, # the model
                          "Is it the right model / variant?")
     module.load_state_dict(sd, strict=True)
 
-# %% ../nbs/03_embedder.ipynb #1cc3fb3c
+# %% ../nbs/03_embedder.ipynb #60cbc0e5
 class Embedder(nn.Module):
     "Base of all embedders: windows (batch, channels, samples) at `sample_rate` → embeddings (batch, dim)"
     name:str = '' # registry name
@@ -147,11 +147,13 @@ class Embedder(nn.Module):
     dim:int = 0 # embedding size per channel
     window:float|None = None # default window length in seconds (None: the whole file)
     hop:float|None = None # default hop in seconds
-    pad:str = 'zero' # default rule for the end of a file (see `audio.PAD_RULES`)
+    pad:str = 'zero' # default rule for the tail of a file (see `audio.PAD_RULES`)
+    short:str = 'zero' # default rule for a file shorter than one window (see `audio.SHORT_RULES`)
     center:bool = False # default: prepend half a window of zeros
     channels:str = 'mono' # default channel policy
     fixed_window:bool = True # the model only takes windows of exactly `window` seconds
     micro_batch:int = 16 # windows per forward pass, always (zero-padded): results never depend on how windows are grouped
+    whole_file:bool = False # the model can also take a whole file of any length as one window (window=0)
     variants:tuple = ('default',) # names of the variants; the first is the default
     description:str = '' # one line for listings
 
@@ -203,6 +205,9 @@ class Embedder(nn.Module):
         "Window and hop in samples at the model's rate, checked against what the model takes"
         window = self.window if window is None else window
         hop = self.hop if hop is None else hop
+        if window == 0:
+            if not self.whole_file: raise ValueError(f"{self.name} cannot take whole files (window 0); it takes windows of {self.window} s")
+            return None, None
         if self.fixed_window and window != self.window:
             raise ValueError(f"{self.name} takes windows of exactly {self.window} s, not {window} s (the hop can change)")
         if window is None: return None, None
