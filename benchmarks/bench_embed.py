@@ -94,7 +94,7 @@ def windows(emb, wavs:list) -> list[torch.Tensor]:
     "The engine's windows of each file, grouped into tensors of equal window length (short files under pad='end' differ)"
     groups = {}
     for w in wavs:
-        x = audio_to_windows(w, *emb.window_samples(), emb.pad)
+        x = audio_to_windows(w, *emb.window_samples(), emb.pad, emb.center, emb.short)
         groups.setdefault(x.shape[-1], []).append(x)
     return [torch.cat(g) for g in groups.values()]
 

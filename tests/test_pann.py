@@ -19,6 +19,7 @@ from util import run
 import fad_pytorch.models.pann as P
 from fad_pytorch.audio import audio_to_windows
 from fad_pytorch.embedder import get_embedder, read_checkpoint
+from fad_pytorch.fad_embed import embed_dir
 
 TOL = 1e-4
 TOL_SAME = 1e-6     # same computation, same batch: bit-exact on one machine
@@ -216,8 +217,8 @@ def test_fad_embed_cli_equals_reference(ref16, ckpt16, tmp_path):
     out = tmp_path / 'out' / 'audio_emb_pann'
     assert r.stdout.strip().endswith('audio_emb_pann')
     prov = json.loads((out / 'manifest.json').read_text())['provenance']
-    assert (prov['model'], prov['variant'], prov['checkpoint'], prov['window'], prov['hop'], prov['pad']) == \
-           ('pann', '16k', FILE['16k'], 10.0, 10.0, 'end')
+    assert (prov['model'], prov['variant'], prov['checkpoint'], prov['window'], prov['hop'], prov['pad'], prov['short']) == \
+           ('pann', '16k', FILE['16k'], 10.0, 10.0, 'end', 'whole')
     for rel, (kind, seconds) in files.items():
         x = torch.from_numpy(sf.read(src / rel, dtype='float32')[0])
         slices = [x] if len(x) <= 160000 else [x[:160000], x[-160000:]]       # whole file, or the two 10 s windows
@@ -226,6 +227,20 @@ def test_fad_embed_cli_equals_reference(ref16, ckpt16, tmp_path):
         assert d['embeddings'].shape == want.shape, rel
         assert (d['embeddings'] - want).abs().max() <= TOL, rel
     assert d['times'].tolist() == [0.0, 0.5]                              # c.wav: the last window ends at the file end
+
+
+def test_window_0_embeds_whole_files_like_frechet_audio_distance(ref16, ours16, tmp_path):
+    "window=0 (--window 0): one vector per whole file, == the reference's forward on the whole file (frechet-audio-distance's per-file vectors)"
+    src = tmp_path / 'audio'
+    src.mkdir()
+    for i, seconds in enumerate((0.4, 12.3)):
+        sf.write(src / f'{i}.wav', refs.make_signals(16000, seconds, seed=i)['music'], 16000, subtype='FLOAT')
+    embed_dir(ours16, src, tmp_path / 'out', window=0, progress=False, num_workers=0)
+    for i in range(2):
+        x = torch.from_numpy(sf.read(src / f'{i}.wav', dtype='float32')[0])
+        with torch.inference_mode(): want = ref16(x[None])['embedding']
+        got = torch.load(tmp_path / f'out/{i}.wav.pt', weights_only=True)['embeddings']
+        assert got.shape == (1, 2048) and (got - want).abs().max() <= TOL
 
 
 def test_fad_embed_cli_too_short_file(ckpt16, tmp_path):

@@ -247,8 +247,8 @@ def test_fad_embed_cli_equals_reference(ref, wdir, tmp_path):
     out = tmp_path / 'out' / 'audio_emb_vggish'
     assert r.stdout.strip().endswith('audio_emb_vggish')
     prov = json.loads((out / 'manifest.json').read_text())['provenance']
-    assert (prov['model'], prov['checkpoint'], prov['opt_relu'], prov['opt_pca'], prov['window'], prov['hop'], prov['pad']) == \
-           ('vggish', CKPT, False, False, 0.975, 0.96, 'drop')
+    assert (prov['model'], prov['checkpoint'], prov['opt_relu'], prov['opt_pca'], prov['window'], prov['hop'], prov['pad'], prov['short']) == \
+           ('vggish', CKPT, False, False, 0.975, 0.96, 'drop', 'zero')
     for rel in files:
         x, sr = sf.read(src / rel, dtype='float32')
         with torch.inference_mode(): want = ref(ref_examples(np.pad(x, (0, max(0, V.WINDOW_SAMPLES - len(x))))))

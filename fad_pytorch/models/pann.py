@@ -107,7 +107,7 @@ class ConvBlock(nn.Module):
 
 CHANNELS = (64, 128, 256, 512, 1024, 2048) # output channels of conv_block1..6
 
-# %% ../../nbs/05_pann.ipynb #7d39e42f
+# %% ../../nbs/05_pann.ipynb #afd60119
 def check_cnn14_state_dict(sd:dict, # the checkpoint's 'model' state dict
                            variant:str, # the variant asked for
                            path:str|Path, # the file, for errors
@@ -131,7 +131,8 @@ def check_cnn14_state_dict(sd:dict, # the checkpoint's 'model' state dict
 class Cnn14(Embedder):
     "PANN Cnn14: mono audio (≥ 0.31 s) at the variant's rate → 2048-d embedding relu(fc1(pooled features))"
     name, sample_rate, dim = 'pann', 16000, 2048
-    window, hop, pad, center, fixed_window, micro_batch = 10.0, 10.0, 'end', False, False, 8
+    window, hop, pad, short, center, micro_batch = 10.0, 10.0, 'end', 'whole', False, 8
+    fixed_window, whole_file = False, True
     variants = tuple(PANN_VARIANTS)
     description = "PANN Cnn14 (16k default; 32k, 8k), 2048-d, 10 s windows with the last one ending at the file end"
 

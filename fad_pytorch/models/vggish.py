@@ -106,7 +106,7 @@ def pca_quantize(x:Tensor, # embeddings (batch, 128)
     y = (y.clamp(-2.0, 2.0) + 2.0) * (255.0 / 4.0)
     return torch.round(y) if rounding == 'round' else torch.floor(y)
 
-# %% ../../nbs/04_vggish.ipynb #a4b6f856
+# %% ../../nbs/04_vggish.ipynb #fa42c782
 VGGISH_WEIGHTS = Checkpoint('vggish-10086976.pth',
                             'https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth')
 VGGISH_PCA = Checkpoint('vggish_pca_params-970ea276.pth',
@@ -128,7 +128,8 @@ def check_vggish_state_dict(sd:object, # what the checkpoint file holds
 class VGGish(Embedder):
     "VGGish (torchvggish weights): 0.975 s windows at 16 kHz → 128-d embeddings (pre-activation, no PCA by default)"
     name, sample_rate, dim = 'vggish', SAMPLE_RATE, 128
-    window, hop, pad, center, fixed_window = WINDOW_SAMPLES / SAMPLE_RATE, HOP_SAMPLES / SAMPLE_RATE, 'drop', False, True
+    window, hop, pad, short, center = WINDOW_SAMPLES / SAMPLE_RATE, HOP_SAMPLES / SAMPLE_RATE, 'drop', 'zero', False
+    fixed_window, whole_file = True, False
     micro_batch = 64
     description = ("VGGish (torchvggish weights), 128-d pre-activation, no PCA, 0.96 s examples: "
                    "as frechet-audio-distance and fadtk")
