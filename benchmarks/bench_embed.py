@@ -16,6 +16,8 @@ embedded per wall-second:
                      load included), "engine" the embedding loop only (the time in its manifest)
 
 and the ratios: ours e2e / ours forward, ours / reference (forward, and e2e vs tool path), 2 processes / 1 process.
+Our forward passes always take exactly `micro_batch` windows (zero-padded; this makes results independent of batching),
+so a small audio set mostly computes padding: use the default size (12 x 30 s) or larger for numbers you report.
 The audio is generated: music-like (harmonic notes with vibrato and envelopes, noise-burst drums, chirps), 44.1 kHz
 stereo FLAC. Times are the best of --repeat runs. Other work on the machine slows everything: the load average is
 printed at the start and the end.
@@ -186,6 +188,10 @@ def bench_model(name:str, mb:ModelBench, paths:list[Path], audio_s:float, a, tmp
     wavs = [load_audio(p, emb.sample_rate, 'mono')[0] for p in paths]
     wins = windows(emb, wavs)
     xs = mb.ref_inputs(emb, wavs)
+    nwin, m = sum(len(w) for w in wins), emb.micro_batch
+    padded = sum(-(-len(w) // m) * m for w in wins)
+    print(f"{nwin} windows; our forward passes of exactly {m} windows compute {padded} ({100 * (padded - nwin) / padded:.0f} % "
+          f"zero padding: small sets are dominated by it)", flush=True)
     rows = {}
     with torch.inference_mode():
         rows['ours forward'] = best(lambda: [emb.embed(w) for w in wins], a.repeat, lambda: emb.embed(wins[0][:emb.micro_batch]))
