@@ -14,11 +14,11 @@ from ..embedder import Checkpoint, Embedder, register_embedder, read_checkpoint,
 
 # %% auto #0
 __all__ = ['SAMPLE_RATE', 'CLIP', 'N_FFT', 'HOP', 'N_MELS', 'FMIN', 'FMAX', 'FRAMES', 'IMG', 'PATCH', 'WIN', 'FREQ_RATIO',
-           'HEADS', 'MASK', 'TOWERS', 'CLAP_URL', 'VARIANTS', 'IGNORED', 'ClapVariant', 'repeat_pad', 'centre_crop',
-           'quantize_int16', 'power_to_db', 'htk_filterbank', 'slaney_logmel', 'htk_logmel', 'mel_to_image',
-           'window_order', 'shift_mask', 'relative_position_index', 'merge_index', 'Mlp', 'WindowAttention',
-           'SwinBlock', 'PatchMerging', 'Stage', 'AFF', 'PatchEmbed', 'HTSAT', 'fusion_crop_starts', 'fusion_mel',
-           'clap_audio_state_dict', 'checkpoint_tower', 'ClapAudio']
+           'HEADS', 'MASK', 'TOWERS', 'CLAP_URL', 'VARIANTS', 'AUDIO_KEYS', 'IGNORED', 'ClapVariant', 'repeat_pad',
+           'centre_crop', 'quantize_int16', 'power_to_db', 'htk_filterbank', 'slaney_logmel', 'htk_logmel',
+           'mel_to_image', 'window_order', 'shift_mask', 'relative_position_index', 'merge_index', 'Mlp',
+           'WindowAttention', 'SwinBlock', 'PatchMerging', 'Stage', 'AFF', 'PatchEmbed', 'HTSAT', 'fusion_crop_starts',
+           'fusion_mel', 'clap_audio_state_dict', 'checkpoint_tower', 'ClapAudio']
 
 # %% ../../nbs/06_clap.ipynb #6d09dfb1
 SAMPLE_RATE = 48000      # Hz
@@ -384,9 +384,9 @@ def fusion_mel(mel:Tensor, # log-mel of whole clips (batch, frames > 1001, 64)
     crops = [mel[:, None, s:s + FRAMES] for s in fusion_crop_starts(T)]
     return torch.cat([shrunk] + crops, 1), torch.ones(B, dtype=torch.bool, device=mel.device)
 
-# %% ../../nbs/06_clap.ipynb #6fbf9719
-IGNORED = ('text_branch.', 'text_projection.', 'text_transform.', 'audio_transform.', 'logit_scale',
-           'audio_branch.tscam_conv.', 'audio_branch.head.')   # parts of the published files the audio embedding never uses
+# %% ../../nbs/06_clap.ipynb #672cf472
+AUDIO_KEYS = ('audio_branch.', 'audio_projection.')           # what the audio embedding uses; the rest is ignored
+IGNORED = ('audio_branch.tscam_conv.', 'audio_branch.head.')    # HTSAT's AudioSet classifier: not used either
 
 def clap_audio_state_dict(ck:object, # what `read_checkpoint` returned
                           path:str|Path, # the file, for errors
@@ -397,9 +397,7 @@ def clap_audio_state_dict(ck:object, # what `read_checkpoint` returned
     out = {}
     for k, v in sd.items():
         k = k[7:] if isinstance(k, str) and k.startswith('module.') else k
-        if not isinstance(k, str) or k.startswith(IGNORED): continue
-        if not k.startswith(('audio_branch.', 'audio_projection.')):
-            raise ValueError(f"{path}: unexpected key {k!r}: not a LAION-CLAP checkpoint")
+        if not isinstance(k, str) or not k.startswith(AUDIO_KEYS) or k.startswith(IGNORED): continue
         if not isinstance(v, Tensor): raise ValueError(f"{path}: {k} is a {type(v).__name__}, not a tensor")
         out[k] = v
     if 'audio_branch.patch_embed.proj.weight' not in out:
