@@ -67,11 +67,55 @@ def fad_pann_models():
     return m
 
 
-def clap_module(amodel='HTSAT-tiny', enable_fusion=False):
-    "laion_clap.CLAP_Module with random weights"
+def clap_module(amodel='HTSAT-tiny', enable_fusion=False, small_text=False):
+    """laion_clap.CLAP_Module with random weights. small_text: its RoBERTa text tower gets 1 layer and a 1000-token
+    vocabulary instead of roberta-base's 12 and 50265 (the audio branch is untouched; building roberta-base's 125 M
+    random parameters is most of the build time). The published key shapes need small_text=False."""
     install()
     import laion_clap
-    return laion_clap.CLAP_Module(enable_fusion=enable_fusion, amodel=amodel, tmodel='roberta', device='cpu')
+    full = _HF['roberta-base']
+    if small_text: _HF['roberta-base'] = (full[0], dict(full[1], vocab_size=1000, num_hidden_layers=1))
+    try: return laion_clap.CLAP_Module(enable_fusion=enable_fusion, amodel=amodel, tmodel='roberta', device='cpu')
+    finally: _HF['roberta-base'] = full
+
+
+def clap_randomize(module, seed):
+    """Seeded random values for the audio branch and audio projection of a CLAP_Module, in ranges that keep the
+    activations lively (BatchNorm statistics included); the front-end tensors (torchlibrosa STFT kernels and mel
+    matrix) and the fixed buffers (relative_position_index, attn_mask) are kept as built"""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for k, v in module.model.state_dict().items():
+            if not k.startswith(('audio_branch.', 'audio_projection.')) or not v.is_floating_point(): continue
+            if k.startswith(('audio_branch.spectrogram_extractor.', 'audio_branch.logmel_extractor.')): continue
+            if k.endswith(('relative_position_index', 'attn_mask')): continue
+            name, r = k.rsplit('.', 1)[-1], lambda: torch.randn(v.shape, generator=g)
+            if k.startswith('audio_branch.bn0.'):      # log-mel in dB: a mean near -40 dB and a variance of ~200 dB²
+                val = {'weight': 1 + 0.2 * r(), 'bias': 0.2 * r(), 'running_mean': 5 * r() - 40.0,
+                       'running_var': 200 + 50 * torch.rand(v.shape, generator=g)}[name]
+            elif name == 'running_mean': val = 0.1 * r()
+            elif name == 'running_var': val = 0.5 + torch.rand(v.shape, generator=g)
+            elif name == 'relative_position_bias_table': val = 0.5 * r()
+            elif v.dim() == 1 and name == 'weight': val = 1 + 0.2 * r()           # LayerNorm / BatchNorm scales
+            elif name == 'bias': val = 0.05 * r()
+            else: val = r() / v[0].numel() ** 0.5                              # fan-in scaled weights
+            v.copy_(val)
+    return module
+
+
+def clap_save_published(model, path, protocol=4):
+    """Write a CLAP model (`CLAP_Module.model`) as LAION's files are laid out: {'epoch', 'name', 'state_dict':
+    {'module.<key>': tensor}, 'optimizer'}, with text_branch.embeddings.position_ids (a buffer that transformers no
+    longer saves but the files hold, and laion_clap 1.1.7's load_ckpt deletes), numpy scalars in the optimizer state
+    and pickle protocol 4, as reported for the released files"""
+    import numpy as np, torch
+    sd = {'module.' + k: v for k, v in model.state_dict().items()}
+    sd['module.text_branch.embeddings.position_ids'] = torch.arange(514)[None]
+    opt = {'state': {}, 'param_groups': [{'lr': np.float64(1e-4), 'betas': (0.9, 0.99), 'eps': 1e-9, 'weight_decay': 0.0,
+                                          'params': [0, 1]}]}
+    torch.save({'epoch': 15, 'name': 'random-weights', 'state_dict': sd, 'optimizer': opt}, path, pickle_protocol=protocol)
+    return path
 
 
 def vggish_vgg():
