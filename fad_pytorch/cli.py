@@ -10,7 +10,7 @@ from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['build_parser', 'parse_call', 'script', 'show_warnings_plainly', 'fail', 'launch_state', 'exact_math']
+__all__ = ['build_parser', 'parse_call', 'script', 'show_warnings_plainly', 'fail', 'parse_opts', 'launch_state', 'exact_math']
 
 # %% ../nbs/09_cli.ipynb #9967737e
 def _base_type(anno) -> type|None:
@@ -83,7 +83,22 @@ def fail(prog:str, # program name
     print(f"{prog}: error: {err}", file=sys.stderr)
     return 2
 
-# %% ../nbs/09_cli.ipynb #b532b779
+# %% ../nbs/09_cli.ipynb #6da59276
+import json
+
+def parse_opts(s:str|None, # 'key=value,key=value'
+              ) -> dict:
+    "Embedder options from the command line; values are parsed as JSON when they can be (numbers, true/false)"
+    out = {}
+    for kv in (s or '').split(','):
+        if not kv.strip(): continue
+        k, eq, v = kv.partition('=')
+        if not eq: raise ValueError(f"--opts: expected key=value, got {kv!r}")
+        try: out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError: out[k.strip()] = v.strip()
+    return out
+
+# %% ../nbs/09_cli.ipynb #e865c8ae
 def launch_state(device:str='auto', # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'
                 ):
     "The processes of this launch (`accelerate.PartialState`): rank, world size, device, barriers"

@@ -16,7 +16,7 @@ __all__ = ['BUILTIN_MODULES', 'Checkpoint', 'cache_dir', 'weights_search_path', 
            'fetch_weights', 'restricted_pickle', 'read_checkpoint', 'load_state_dict_strict', 'Embedder',
            'register_embedder', 'list_embedders', 'parse_spec', 'get_embedder', 'download_weights', 'download_main']
 
-# %% ../nbs/03_embedder.ipynb #9ddcea7e
+# %% ../nbs/03_embedder.ipynb #437130e1
 @dataclass(frozen=True)
 class Checkpoint:
     "A published weights file"
@@ -24,6 +24,7 @@ class Checkpoint:
     url:str # where the publisher serves it
     sha256:str|None=None # full sha256, only when the publisher gives it (a mismatch is then an error)
     size:int|None=None # size in bytes, when known (a mismatch is then an error)
+    aliases:tuple=() # other names the same file goes by (e.g. URL-encoded, as browsers and other tools save it)
 
 # %% ../nbs/03_embedder.ipynb #22d41c1e
 def cache_dir() -> Path:
@@ -79,7 +80,7 @@ def download(url:str, # what to fetch
         if os.path.exists(tmp): os.unlink(tmp)
     return dest
 
-# %% ../nbs/03_embedder.ipynb #7f95b119
+# %% ../nbs/03_embedder.ipynb #86174f3b
 def fetch_weights(ckpt:Checkpoint, # the published file wanted
                   weights:str|Path|None=None, # a weights file or directory given by the user
                   download_ok:bool|None=None, # allow a download (None: unless $FAD_OFFLINE is set)
@@ -88,8 +89,8 @@ def fetch_weights(ckpt:Checkpoint, # the published file wanted
     "Find a checkpoint locally or download it to the cache; always verified"
     if weights is not None and not Path(weights).exists(): raise FileNotFoundError(f"{weights}: no such weights file or directory")
     for p in weights_search_path(weights):
-        cand = p if p.is_file() else p / ckpt.file
-        if cand.is_file(): return cand, verify_weights(cand, ckpt)
+        for cand in [p] if p.is_file() else [p / f for f in (ckpt.file, *ckpt.aliases)]:
+            if cand.is_file(): return cand, verify_weights(cand, ckpt)
     if download_ok is None: download_ok = not offline()
     dest = cache_dir() / 'weights' / ckpt.file
     if not download_ok:
@@ -307,34 +308,35 @@ def get_embedder(spec:str, # 'name' or 'name:variant', e.g. 'vggish' or 'openl3:
     cls, variant = parse_spec(spec)
     return cls.from_pretrained(variant, weights, download_ok, **opts).to(device)
 
-# %% ../nbs/03_embedder.ipynb #f389ada1
-def download_weights(specs:str, # comma list of embedder specs, or 'all'
+# %% ../nbs/03_embedder.ipynb #7bba86fb
+def download_weights(specs:str, # comma list of embedder specs ('clap:630k-best'), or 'all' (each model's default variant)
                      dest:str|Path|None=None, # directory to put them in (None: the cache)
-                     opts:dict|None=None, # embedder options (e.g. {'pca': True} for VGGish's PCA file)
+                     opts:dict|None=None, # embedder options, for each spec (e.g. {'pca': True}: VGGish's PCA file too)
                      progress:bool=True, # progress bars
                     ) -> list[Path]: # the files, verified
     "Fetch and verify the weight files of the given embedders (e.g. on a login node with internet)"
-    names = list_embedders() if specs == 'all' else [s.strip() for s in specs.split(',') if s.strip()]
+    names = [n for n in list_embedders() if getattr(_REGISTRY[n], 'in_all', True)] if specs == 'all' else \
+            [s.strip() for s in specs.split(',') if s.strip()]
     out = []
     for spec in names:
         cls, variant = parse_spec(spec)
-        for v in (cls.variants if specs == 'all' else [variant]):
-            for ck in cls(v, **(opts or {})).weights_needed():
-                target = Path(dest) / ck.file if dest else cache_dir() / 'weights' / ck.file
-                if not target.exists(): download(ck.url, target, ck, progress)
-                verify_weights(target, ck)
-                out.append(target)
+        for ck in cls(variant, **(opts or {})).weights_needed():
+            target = Path(dest) / ck.file if dest else cache_dir() / 'weights' / ck.file
+            if not target.exists(): download(ck.url, target, ck, progress)
+            verify_weights(target, ck)
+            out.append(target)
     return out
 
-# %% ../nbs/03_embedder.ipynb #449516ad
-from .cli import script, show_warnings_plainly, fail
+# %% ../nbs/03_embedder.ipynb #86352f18
+from .cli import script, show_warnings_plainly, fail, parse_opts
 
 @script
-def download_main(models:str, # comma list of embedder specs (e.g. 'vggish,clap:630k-audioset-best') or 'all'
+def download_main(models:str, # comma list of embedder specs (e.g. 'vggish,clap:630k-audioset-best'), or 'all' (each model's default variant)
                   dir:str=None, # directory for the files (default: the cache, ~/.cache/fad_pytorch/weights)
+                  opts:str=None, # model options that need more files, e.g. 'pca=true' (VGGish's PCA parameters)
                  ):
     "Download and verify model weights ahead of time, e.g. on a login node, for nodes without internet"
     show_warnings_plainly()
     try:
-        for p in download_weights(models, dir): print(p)
-    except (ValueError, OSError) as e: sys.exit(fail('fad_download', e))
+        for p in download_weights(models, dir, parse_opts(opts)): print(p)
+    except (ValueError, TypeError, OSError) as e: sys.exit(fail('fad_download', e))

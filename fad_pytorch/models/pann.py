@@ -15,7 +15,7 @@ from ..embedder import Checkpoint, Embedder, load_state_dict_strict, read_checkp
 __all__ = ['ZENODO', 'PANN_VARIANTS', 'N_MELS', 'MIN_FRAMES', 'CHANNELS', 'PannVariant', 'min_samples', 'STFTConv', 'Spectrogram',
            'LogMel', 'ConvBlock', 'check_cnn14_state_dict', 'Cnn14']
 
-# %% ../../nbs/05_pann.ipynb #dce7d183
+# %% ../../nbs/05_pann.ipynb #8e000e4c
 @dataclass(frozen=True)
 class PannVariant:
     "One published Cnn14 checkpoint and the front end it was trained with"
@@ -26,9 +26,9 @@ class PannVariant:
 
 ZENODO = 'https://zenodo.org/record/3987831/files/'
 PANN_VARIANTS = {
-    '16k': PannVariant(16000, 512, 160, Checkpoint('Cnn14_16k_mAP=0.438.pth', ZENODO + 'Cnn14_16k_mAP%3D0.438.pth')),
-    '32k': PannVariant(32000, 1024, 320, Checkpoint('Cnn14_mAP=0.431.pth', ZENODO + 'Cnn14_mAP%3D0.431.pth')),
-    '8k': PannVariant(8000, 256, 80, Checkpoint('Cnn14_8k_mAP=0.416.pth', ZENODO + 'Cnn14_8k_mAP%3D0.416.pth')),
+    '16k': PannVariant(16000, 512, 160, Checkpoint('Cnn14_16k_mAP=0.438.pth', ZENODO + 'Cnn14_16k_mAP%3D0.438.pth', aliases=('Cnn14_16k_mAP%3D0.438.pth',))),
+    '32k': PannVariant(32000, 1024, 320, Checkpoint('Cnn14_mAP=0.431.pth', ZENODO + 'Cnn14_mAP%3D0.431.pth', aliases=('Cnn14_mAP%3D0.431.pth',))),
+    '8k': PannVariant(8000, 256, 80, Checkpoint('Cnn14_8k_mAP=0.416.pth', ZENODO + 'Cnn14_8k_mAP%3D0.416.pth', aliases=('Cnn14_8k_mAP%3D0.416.pth',))),
 }
 N_MELS = 64 # mel bands of every variant
 MIN_FRAMES = 32 # five 2×2 average pools need at least 32 STFT frames
