@@ -10,7 +10,7 @@ from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['build_parser', 'parse_call', 'script', 'show_warnings_plainly', 'fail']
+__all__ = ['build_parser', 'parse_call', 'script', 'show_warnings_plainly', 'fail', 'launch_state', 'exact_math']
 
 # %% ../nbs/09_cli.ipynb #9967737e
 def _base_type(anno) -> type|None:
@@ -82,3 +82,17 @@ def fail(prog:str, # program name
     "Print a user-facing error and return the exit code"
     print(f"{prog}: error: {err}", file=sys.stderr)
     return 2
+
+# %% ../nbs/09_cli.ipynb #b532b779
+def launch_state(device:str='auto', # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'
+                ):
+    "The processes of this launch (`accelerate.PartialState`): rank, world size, device, barriers"
+    import torch
+    from accelerate import PartialState
+    return PartialState(cpu=device == 'cpu' or (device == 'auto' and not torch.cuda.is_available()))
+
+def exact_math():
+    "fp32 everywhere: no TF32 matmuls or convolutions, no cuDNN autotuning, so results do not depend on the GPU generation"
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
