@@ -126,7 +126,7 @@ class AudioFiles(torch.utils.data.Dataset):
 def _worker_init(_):
     torch.set_num_threads(1)
 
-# %% ../nbs/11_fad_embed.ipynb #7464d860
+# %% ../nbs/11_fad_embed.ipynb #3a4cfc69
 class EmbedError(RuntimeError):
     "A file could not be embedded and --on-error is 'fail'"
 
@@ -203,7 +203,9 @@ def embed_files(emb:Embedder, # a ready embedder
         f = {'rel': rel, 'win': win, 'n': len(win), 'next': 0, 'out': [], 'seconds': item['seconds'],
              'times': (torch.tensor(starts, dtype=torch.float64) - lead) / emb.sample_rate}
         if window is None or win.shape[-1] != window:              # a whole file, or one shorter window: on its own
-            f['out'].append(forward(win, win.shape[0] * win.shape[1])); finish(f); continue
+            try: f['out'].append(forward(win, win.shape[0] * win.shape[1]))
+            except ValueError as e: bad(rel, f"{root / rel}: {e}"); continue     # e.g. shorter than the model's minimum
+            finish(f); continue
         queue.append(f)
         while sum(f['n'] - f['next'] for f in queue) >= batch_size: run_batch(batch_size)
     while queue: run_batch(min(batch_size, sum(f['n'] - f['next'] for f in queue)))

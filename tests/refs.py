@@ -60,20 +60,175 @@ def panns_models():
 
 
 def fad_pann_models():
-    "frechet_audio_distance.models.pann (Cnn14, Cnn14_16k, Cnn14_8k)"
-    install()
+    "frechet_audio_distance.models.pann (Cnn14, Cnn14_16k, Cnn14_8k), without the package __init__ (laion_clap, encodec: 8 s)"
+    _package_without_init('frechet_audio_distance')
+    _package_without_init('frechet_audio_distance.models')
     import frechet_audio_distance.models.pann as m
     return m
 
 
-def clap_module(amodel='HTSAT-tiny', enable_fusion=False):
-    "laion_clap.CLAP_Module with random weights"
+def clap_module(amodel='HTSAT-tiny', enable_fusion=False, small_text=False):
+    """laion_clap.CLAP_Module with random weights. small_text: its RoBERTa text tower gets 1 layer and a 1000-token
+    vocabulary instead of roberta-base's 12 and 50265 (the audio branch is untouched; building roberta-base's 125 M
+    random parameters is most of the build time). The published key shapes need small_text=False."""
     install()
     import laion_clap
-    return laion_clap.CLAP_Module(enable_fusion=enable_fusion, amodel=amodel, tmodel='roberta', device='cpu')
+    full = _HF['roberta-base']
+    if small_text: _HF['roberta-base'] = (full[0], dict(full[1], vocab_size=1000, num_hidden_layers=1))
+    try: return laion_clap.CLAP_Module(enable_fusion=enable_fusion, amodel=amodel, tmodel='roberta', device='cpu')
+    finally: _HF['roberta-base'] = full
+
+
+def clap_randomize(module, seed):
+    """Seeded random values for the audio branch and audio projection of a CLAP_Module, in ranges that keep the
+    activations lively (BatchNorm statistics included); the front-end tensors (torchlibrosa STFT kernels and mel
+    matrix) and the fixed buffers (relative_position_index, attn_mask) are kept as built"""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for k, v in module.model.state_dict().items():
+            if not k.startswith(('audio_branch.', 'audio_projection.')) or not v.is_floating_point(): continue
+            if k.startswith(('audio_branch.spectrogram_extractor.', 'audio_branch.logmel_extractor.')): continue
+            if k.endswith(('relative_position_index', 'attn_mask')): continue
+            name, r = k.rsplit('.', 1)[-1], lambda: torch.randn(v.shape, generator=g)
+            if k.startswith('audio_branch.bn0.'):      # log-mel in dB: a mean near -40 dB and a variance of ~200 dB²
+                val = {'weight': 1 + 0.2 * r(), 'bias': 0.2 * r(), 'running_mean': 5 * r() - 40.0,
+                       'running_var': 200 + 50 * torch.rand(v.shape, generator=g)}[name]
+            elif name == 'running_mean': val = 0.1 * r()
+            elif name == 'running_var': val = 0.5 + torch.rand(v.shape, generator=g)
+            elif name == 'relative_position_bias_table': val = 0.5 * r()
+            elif v.dim() == 1 and name == 'weight': val = 1 + 0.2 * r()           # LayerNorm / BatchNorm scales
+            elif name == 'bias': val = 0.05 * r()
+            else: val = r() / v[0].numel() ** 0.5                              # fan-in scaled weights
+            v.copy_(val)
+    return module
+
+
+def clap_save_published(model, path, protocol=4):
+    """Write a CLAP model (`CLAP_Module.model`) as LAION's files are laid out: {'epoch', 'name', 'state_dict':
+    {'module.<key>': tensor}, 'optimizer'}, with text_branch.embeddings.position_ids (a buffer that transformers no
+    longer saves but the files hold, and laion_clap 1.1.7's load_ckpt deletes), numpy scalars in the optimizer state
+    and pickle protocol 4, as reported for the released files"""
+    import numpy as np, torch
+    sd = {'module.' + k: v for k, v in model.state_dict().items()}
+    sd['module.text_branch.embeddings.position_ids'] = torch.arange(514)[None]
+    opt = {'state': {}, 'param_groups': [{'lr': np.float64(1e-4), 'betas': (0.9, 0.99), 'eps': 1e-9, 'weight_decay': 0.0,
+                                          'params': [0, 1]}]}
+    torch.save({'epoch': 15, 'name': 'random-weights', 'state_dict': sd, 'optimizer': opt}, path, pickle_protocol=protocol)
+    return path
 
 
 def vggish_vgg():
     "torchvggish's VGG (same code and state-dict keys as the torch.hub master the FAD tools load), random init"
     from torchvggish import torchvggish as tv
     return tv._vgg(postprocess=False)
+
+
+# ---------------------------------------------------------------- seeded weights in the published file formats
+# Random weights stand in for the published ones (which cannot be downloaded here); they are written in the exact
+# published layouts so that the fidelity tests load them through fad_pytorch's own loaders.
+
+def randomize_(model, seed:int, bn0_mean:float=0.0, bn0_std:float=1.0):
+    """Seeded He-scaled conv/linear weights, small biases, random BatchNorm affine and running statistics. PANN's
+    front-end tensors (STFT kernels, mel matrix) are left as the reference built them; `bn0` (which sees dB values)
+    gets dB-scale statistics so that activations stay O(1)."""
+    import math, torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if name.startswith(('spectrogram_extractor', 'logmel_extractor')): continue
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(2.0 / m.weight[0].numel()))
+                if m.bias is not None: m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                c = m.num_features
+                m.weight.copy_(0.5 + torch.rand(c, generator=g)); m.bias.copy_(torch.randn(c, generator=g) * 0.2)
+                m.running_mean.copy_(torch.randn(c, generator=g) * 0.2); m.running_var.copy_(0.5 + torch.rand(c, generator=g))
+                m.num_batches_tracked.fill_(int(torch.randint(1, 10**6, (1,), generator=g)))
+        if hasattr(model, 'bn0'):
+            c = model.bn0.num_features
+            model.bn0.running_mean.copy_(bn0_mean + torch.randn(c, generator=g) * 5.0)
+            model.bn0.running_var.copy_((bn0_std * (0.7 + 0.6 * torch.rand(c, generator=g))) ** 2)
+    return model.eval()
+
+
+def vggish_fad(seed:int=0):
+    "torchvggish's VGG as frechet-audio-distance and fadtk run it (final ReLU cut, no PCA), seeded random weights"
+    import torch
+    m = randomize_(vggish_vgg(), seed)
+    m.embeddings = torch.nn.Sequential(*list(m.embeddings.children())[:-1])
+    return m
+
+
+def vggish_default(sd:dict, pca:dict|None=None):
+    "torchvggish's own default model (final ReLU; with `pca`, its Postprocessor with those params) holding `sd`"
+    import torch
+    from torchvggish import torchvggish as tv
+    m = vggish_vgg()
+    m.load_state_dict(sd)
+    if pca is not None:
+        p = tv.Postprocessor.__new__(tv.Postprocessor)             # its __init__ downloads the params: set them as it would
+        p._pca_matrix = torch.as_tensor(pca['pca_eigen_vectors']).float()
+        p._pca_means = torch.as_tensor(pca['pca_means'].reshape(-1, 1)).float()
+        m.pproc, m.postprocess = p, True
+    return m.eval()
+
+
+def save_vggish_file(sd:dict, path, zipfile:bool=True):
+    "Write a state dict as torchvggish's `vggish-10086976.pth`: a flat OrderedDict of tensors"
+    import collections, torch
+    torch.save(collections.OrderedDict((k, v.clone()) for k, v in sd.items()), path, _use_new_zipfile_serialization=zipfile)
+    return path
+
+
+def save_pca_file(path, seed:int=0, zipfile:bool=True) -> dict:
+    "Write PCA params like `vggish_pca_params-970ea276.pth` (a dict of float64 numpy arrays); return them"
+    import numpy as np, torch
+    rng = np.random.default_rng(seed)
+    q = np.linalg.qr(rng.standard_normal((128, 128)))[0] * rng.uniform(0.5, 3.0, (128, 1))
+    d = {'pca_eigen_vectors': q, 'pca_means': rng.standard_normal(128) * 0.3}
+    torch.save(d, path, _use_new_zipfile_serialization=zipfile)
+    return d
+
+
+PANN_CONFIGS = {  # variant: panns_inference / frechet-audio-distance constructor arguments (sr, window, hop, mels, fmin, fmax, classes)
+    '16k': (16000, 512, 160, 64, 50, 8000, 527), '32k': (32000, 1024, 320, 64, 50, 14000, 527), '8k': (8000, 256, 80, 64, 50, 4000, 527)}
+
+
+def pann_ref(variant:str='16k', seed:int=0, tool:str='panns_inference'):
+    "Reference Cnn14 with seeded weights: panns_inference's Cnn14, or frechet-audio-distance's Cnn14_16k / Cnn14_8k / Cnn14"
+    if tool == 'panns_inference': cls = panns_models().Cnn14
+    else: cls = getattr(fad_pann_models(), {'16k': 'Cnn14_16k', '8k': 'Cnn14_8k', '32k': 'Cnn14'}[variant])
+    return randomize_(cls(*PANN_CONFIGS[variant]), seed, bn0_mean=-40.0, bn0_std=20.0)
+
+
+def save_pann_file(sd:dict, path, zipfile:bool=True, seed:int=0):
+    "Write `{'iteration', 'model', 'sampler'}` like audioset_tagging_cnn's main.py (the sampler state holds int64 numpy arrays)"
+    import collections, numpy as np, torch
+    rng = np.random.default_rng(seed)
+    sampler = {'indexes_per_class': [np.where(rng.random(200) < 0.05)[0] for _ in range(527)],
+               'queue': rng.permutation(527).tolist()[:100], 'pointers_of_classes': [int(i) for i in rng.integers(0, 50, 527)]}
+    ck = {'iteration': 540000, 'model': collections.OrderedDict((k, v.clone()) for k, v in sd.items()), 'sampler': sampler}
+    torch.save(ck, path, _use_new_zipfile_serialization=zipfile)
+    return path
+
+
+def make_signals(sr:int, seconds:float, seed:int=0) -> dict:
+    "Named float32 test signals of one length: sines, noise, a chirp, silence, a music-like mixture (notes + drums + noise)"
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    n = int(round(sr * seconds)); t = np.arange(n) / sr
+    f_hi = min(6000.0, 0.45 * sr)
+    notes = np.zeros(n)
+    for k, f0 in enumerate((220.0, 277.2, 329.6, 440.0)):
+        env = np.clip(np.sin(np.pi * ((t * 2 + k / 4) % 1.0)), 0, 1) ** 2
+        notes += sum(0.15 / h * np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6.28)) for h in range(1, 7) if f0 * h < 0.45 * sr) * env
+    clicks = np.zeros(n); clicks[::max(1, sr // 4)] = 1.0
+    burst = rng.standard_normal(sr // 50) * np.exp(-np.arange(sr // 50) / (sr / 400))
+    sig = {'sine1k': 0.5 * np.sin(2 * np.pi * 1000 * t),
+           'sines': 0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 3150.5 * t),
+           'noise': 0.3 * rng.standard_normal(n),
+           'chirp': 0.5 * np.sin(2 * np.pi * (50 * t + (f_hi - 50) / (2 * max(seconds, 1e-9)) * t ** 2)),
+           'silence': np.zeros(n),
+           'music': notes + np.convolve(clicks, burst, 'same') * 0.3 + 0.01 * rng.standard_normal(n)}
+    return {k: v.astype(np.float32) for k, v in sig.items()}
