@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np, soundfile as sf, torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / 'tests'))            # util.run (a CLI as a real program), test_openl3's seeded weights
-import util
-from test_openl3 import seeded_
+sys.path.insert(0, str(HERE.parent / 'tests'))            # refs (seeded reference), util.run (a CLI as a real program)
+import refs, util
 from fad_pytorch.audio import audio_to_windows, load_audio
 from fad_pytorch.embedder import get_embedder
 
@@ -74,18 +73,16 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     warnings.filterwarnings('ignore')
-    import torchopenl3.core as TC, torchopenl3.models as TM
+    import torchopenl3.core as TC
     tmp = Path(tempfile.mkdtemp(prefix='bench_openl3_'))
     try:
-        repr_, content, dim = a.variant.split('_')
         print(f"torch {torch.__version__}, {a.threads} threads, {os.cpu_count()} CPUs ({platform.machine()}), load average "
               f"{os.getloadavg()[0]:.1f}; openl3:{a.variant}, hop {a.hop} s, best of {a.repeat}")
         (tmp / 'audio').mkdir()
         paths = [tmp / 'audio' / f'{i:03d}.flac' for i in range(a.files)]
         for i, path in enumerate(paths): sf.write(path, music_like(a.seconds, 44100, i), 44100, subtype='PCM_16')
-        ref = seeded_(TM.PytorchOpenl3(content, repr_, int(dim)), 0)
-        wfile = tmp / f'torchopenl3_{a.variant}.pth.tar'
-        torch.save(ref.state_dict(), wfile)
+        ref = refs.openl3_ref(a.variant, seed=0)
+        wfile = refs.save_openl3_file(ref.state_dict(), tmp / f'torchopenl3_{a.variant}.pth.tar')
         ours, fast = (get_embedder(f'openl3:{a.variant}', weights=wfile, fast=f) for f in (False, True))
         wavs = [load_audio(path, 48000, 'mono')[0] for path in paths]
         w, h = ours.window_samples(hop=a.hop)

@@ -14,6 +14,7 @@ import hashlib, json, os, shutil, subprocess, warnings
 from pathlib import Path
 import numpy as np, pytest, soundfile as sf, torch
 import torchopenl3.core as TC, torchopenl3.models as TM, torchopenl3.utils as TU
+import refs
 from util import run
 from fad_pytorch.audio import audio_to_windows
 from fad_pytorch.embedder import get_embedder
@@ -28,25 +29,6 @@ pytestmark = [pytest.mark.filterwarnings('ignore:Empty filters detected'),   # l
 
 
 # ------------------------------------------------------------------ helpers
-
-def seeded_(net:torch.nn.Module, # torchopenl3's PytorchOpenl3 or our OpenL3 (the same module names)
-            seed:int, # generator seed
-           ) -> torch.nn.Module: # the same module
-    "Seeded random weights that keep activations O(1) (the input BatchNorm expects dB values)"
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / m.weight[0].numel()) ** 0.5)
-                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
-            elif isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.weight.copy_(0.8 + 0.4 * torch.rand(n, generator=g))
-                m.bias.copy_(0.1 * torch.randn(n, generator=g))
-                m.running_mean.copy_(torch.full((n,), -40.0) if n == 1 else 0.3 * torch.randn(n, generator=g))
-                m.running_var.copy_(torch.full((n,), 400.0) if n == 1 else 0.5 + torch.rand(n, generator=g))
-    return net.eval()
-
 
 def signal(seconds:float=1.5, # duration
            seed:int=1, # noise seed
@@ -66,10 +48,8 @@ def tone(freq:float=1000.0) -> torch.Tensor: # (1, 1, 48000) float32
 
 def reference(repr_:str, dim:int, seed:int, d:Path, content:str='music') -> tuple:
     "torchopenl3's model with seeded weights, saved as its published .pth.tar; returns (model, file)"
-    ref = seeded_(TM.PytorchOpenl3(content, repr_, dim), seed)
-    path = d / f'torchopenl3_{repr_}_{content}_{dim}.pth.tar'
-    torch.save(ref.state_dict(), path)
-    return ref, path
+    ref = refs.openl3_ref(f'{repr_}_{content}_{dim}', seed)
+    return ref, refs.save_openl3_file(ref.state_dict(), d / f'torchopenl3_{repr_}_{content}_{dim}.pth.tar')
 
 
 def windows(audio:np.ndarray, emb:O.OpenL3, hop:float|None=None) -> torch.Tensor:
@@ -143,15 +123,15 @@ def test_librosa_frontend(repr_, pad_mode):
     import librosa
     if repr_ == 'linear' and pad_mode == 'reflect': pytest.skip('linear uses center=False: no padding')
     x = windows(signal(), O.OpenL3(), hop=0.5)[:, 0]
-    refs = []
+    want = []
     for w in x.numpy():
         if repr_ == 'linear': S = np.abs(librosa.stft(y=w, n_fft=512, hop_length=242, center=False))
         else: S = librosa.feature.melspectrogram(y=w, sr=48000, n_mels=O.N_MELS[repr_], n_fft=2048, hop_length=242,
                                                  center=True, power=1.0, pad_mode=pad_mode)
         S = librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=80.0)
-        refs.append(S - S.max())
+        want.append(S - S.max())
     fe = 'librosa' if pad_mode == 'constant' else 'librosa_reflect'
-    assert maxdiff(O.spectrogram(x, repr_, fe, O.default_mel_basis(repr_, fe)), np.stack(refs)) <= 1e-3
+    assert maxdiff(O.spectrogram(x, repr_, fe, O.default_mel_basis(repr_, fe)), np.stack(want)) <= 1e-3
 
 
 @pytest.mark.parametrize('n_mels', (128, 256))
@@ -181,7 +161,7 @@ def test_framing_equals_torchopenl3(hop, center):
 @pytest.mark.parametrize('variant', ('mel256_music_512', 'mel128_env_6144'))
 def test_batch_independence(variant):
     "Embedder.embed: a window's embedding is bit-identical alone, in any batch, at any place in a micro-batch"
-    emb = seeded_(O.OpenL3(variant), 2)
+    emb = refs.openl3_seeded_(O.OpenL3(variant), 2)
     x = torch.cat([windows(signal(0.6), emb, hop=0.5), tone()])      # 3 windows
     with torch.inference_mode():
         y = emb.embed(x)
