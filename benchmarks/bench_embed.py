@@ -6,11 +6,12 @@ embedded per wall-second:
   (a) forward only   ours: `Embedder.embed` on the engine's windows (front end included; micro-batches as the engine
                      runs them); the reference model's forward on the same inputs, precomputed the way the reference
                      needs them (VGGish: torchvggish's VGG on waveform_to_examples' examples; PANN: panns_inference's
-                     Cnn14 in the 16 kHz configuration on the same 10 s windows)
+                     Cnn14 in the 16 kHz configuration on the same 10 s windows; OpenL3: torchopenl3's mel256/512 model
+                     on the same 1 s windows, in its batches of 32)
   (b) reference tool path, as the tools run it, file by file: decode, resample, embed (in memory, nothing written)
                      VGGish: torchvggish waveform_to_examples (resampy inside) + VGG, one waveform at a time, as
                      fad_pytorch 0.0.6 calls it; PANN: frechet-audio-distance style, resampy to 16 kHz, whole file
-                     per forward
+                     per forward; OpenL3: torchopenl3.get_audio_embedding (resampy to 48 kHz, centred, hop 0.1 s)
   (c) ours end to end: the `fad_embed` program (decode -> resample -> embed -> write .pt files and a manifest), 1
                      process and 2 processes (torchrun); "program" counts the whole run (start-up, weights check and
                      load included), "engine" the embedding loop only (the time in its manifest)
@@ -22,9 +23,11 @@ The audio is generated: music-like (harmonic notes with vibrato and envelopes, n
 stereo FLAC. Times are the best of --repeat runs. Other work on the machine slows everything: the load average is
 printed at the start and the end.
 
-Add a model by adding a `ModelBench` to `MODELS` (see the VGGish and PANN entries).
+Add a model by adding a `ModelBench` to `MODELS` (see the VGGish and PANN entries). OpenL3 embeds 10 windows per second
+of audio (hop 0.1 s, ~0.3 s of CPU each): give it fewer files (`--models openl3 --files 2 --seconds 10`);
+benchmarks/bench_openl3.py has more OpenL3 rows (fast=True, other hops, CPU times).
 
-Usage: python benchmarks/bench_embed.py [--models vggish pann] [--files 12] [--seconds 30] [--repeat 2] [--threads 2]
+Usage: python benchmarks/bench_embed.py [--models vggish pann openl3] [--files 12] [--seconds 30] [--repeat 2] [--threads 2]
        [--no-e2e] [--keep DIR] [--json FILE]
 """
 from __future__ import annotations
@@ -135,6 +138,22 @@ def pann_tool_path(ref, paths):
         with torch.no_grad(): ref(torch.tensor(x).float()[None])['embedding']
 
 
+def openl3_ref_inputs(emb, wavs):
+    "The engine's 1 s windows (centred, hop 0.1 s, as torchopenl3 frames them), in torchopenl3's batches of 32"
+    return batches(windows(emb, wavs), 32)
+
+
+def openl3_tool_path(ref, paths):
+    "torchopenl3.get_audio_embedding per file: soundfile float32, downmix, resampy kaiser_best to 48 kHz, centred, hop 0.1 s"
+    import logging
+    import torchopenl3.core as TC
+    logging.disable(logging.WARNING)                 # torchopenl3 logs a warning per resampled file
+    for p in paths:
+        x, sr = sf.read(p, dtype='float32')
+        TC.get_audio_embedding(x, sr, model=ref, center=True, hop_size=0.1, sampler='resampy', verbose=False)
+    logging.disable(logging.NOTSET)
+
+
 MODELS = {
     'vggish': ModelBench(
         spec='vggish', reference=lambda: refs.vggish_fad(seed=0),
@@ -147,6 +166,11 @@ MODELS = {
         save_weights=lambda ref, d: refs.save_pann_file(ref.state_dict(), d / 'Cnn14_16k_mAP=0.438.pth'),
         ref_inputs=pann_ref_inputs, ref_forward=lambda ref, xs: [ref(x) for x in xs],
         tool_path=pann_tool_path, tool_name='frechet-audio-distance style: resampy, whole file per Cnn14_16k forward'),
+    'openl3': ModelBench(
+        spec='openl3', reference=lambda: refs.openl3_ref('mel256_music_512', seed=0),
+        save_weights=lambda ref, d: refs.save_openl3_file(ref.state_dict(), d / 'torchopenl3_mel256_music_512.pth.tar'),
+        ref_inputs=openl3_ref_inputs, ref_forward=lambda ref, xs: [ref(x) for x in xs],
+        tool_path=openl3_tool_path, tool_name='torchopenl3.get_audio_embedding per file (resampy, centred, hop 0.1 s)'),
 }
 
 

@@ -232,3 +232,40 @@ def make_signals(sr:int, seconds:float, seed:int=0) -> dict:
            'silence': np.zeros(n),
            'music': notes + np.convolve(clicks, burst, 'same') * 0.3 + 0.01 * rng.standard_normal(n)}
     return {k: v.astype(np.float32) for k, v in sig.items()}
+
+
+def openl3_seeded_(net, seed:int):
+    """Seeded random weights for torchopenl3's PytorchOpenl3 or our OpenL3 (the same module names): He-scaled convs,
+    small biases, BatchNorm statistics that keep activations O(1) (the input BatchNorm sees dB values, -80..0). The
+    front-end tensors (speclayer.*) are left as the model built them."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / m.weight[0].numel()) ** 0.5)
+                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.weight.copy_(0.8 + 0.4 * torch.rand(n, generator=g))
+                m.bias.copy_(0.1 * torch.randn(n, generator=g))
+                m.running_mean.copy_(torch.full((n,), -40.0) if n == 1 else 0.3 * torch.randn(n, generator=g))
+                m.running_var.copy_(torch.full((n,), 400.0) if n == 1 else 0.5 + torch.rand(n, generator=g))
+    return net.eval()
+
+
+def openl3_ref(variant:str='mel256_music_512', seed:int=0):
+    "torchopenl3 1.0.1's model for '<repr>_<content>_<dim>' with seeded weights (its speclayer as its constructor builds it)"
+    import warnings
+    import torchopenl3.models as TM
+    repr_, content, dim = variant.split('_')
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='Empty filters detected')
+        return openl3_seeded_(TM.PytorchOpenl3(content, repr_, int(dim)), seed)
+
+
+def save_openl3_file(sd:dict, path):
+    "Write a state dict as torchopenl3's published `torchopenl3_<repr>_<content>_<dim>.pth.tar` (a flat dict of tensors)"
+    import torch
+    torch.save({k: v.clone() for k, v in sd.items()}, path)
+    return path
