@@ -7,14 +7,20 @@ embedded per wall-second:
                      runs them); the reference model's forward on the same inputs, precomputed the way the reference
                      needs them (VGGish: torchvggish's VGG on waveform_to_examples' examples; PANN: panns_inference's
                      Cnn14 in the 16 kHz configuration on the same 10 s windows; OpenL3: torchopenl3's mel256/512 model
-                     on the same 1 s windows, in its batches of 32)
+                     on the same 1 s windows, in its batches of 32; CLAP: laion_clap's
+                     get_audio_embedding_from_data on the same 10 s windows)
   (b) reference tool path, as the tools run it, file by file: decode, resample, embed (in memory, nothing written)
                      VGGish: torchvggish waveform_to_examples (resampy inside) + VGG, one waveform at a time, as
                      fad_pytorch 0.0.6 calls it; PANN: frechet-audio-distance style, resampy to 16 kHz, whole file
                      per forward; OpenL3: torchopenl3.get_audio_embedding (resampy to 48 kHz, centred, hop 0.1 s)
+                     CLAP: laion_clap on the same 10 s windows after soxr HQ to 48 kHz (its own file path crops one
+                     10 s window per file at random)
   (c) ours end to end: the `fad_embed` program (decode -> resample -> embed -> write .pt files and a manifest), 1
-                     process and 2 processes (torchrun); "program" counts the whole run (start-up, weights check and
-                     load included), "engine" the embedding loop only (the time in its manifest)
+                     process and 2 processes (torchrun), the --threads shared among the processes; with --threads 2
+                     also 1 process of 1 thread, so that "2 processes / 1 process of 1 thread" shows how the work
+                     scales over processes (1 process of 2 threads already uses both cores of a 2-core machine);
+                     "program" counts the whole run (start-up, weights check and load included), "engine" the
+                     embedding loop only (the time in its manifest)
 
 and the ratios: ours e2e / ours forward, ours / reference (forward, and e2e vs tool path), 2 processes / 1 process.
 Our forward passes always take exactly `micro_batch` windows (zero-padded; this makes results independent of batching),
@@ -23,11 +29,11 @@ The audio is generated: music-like (harmonic notes with vibrato and envelopes, n
 stereo FLAC. Times are the best of --repeat runs. Other work on the machine slows everything: the load average is
 printed at the start and the end.
 
-Add a model by adding a `ModelBench` to `MODELS` (see the VGGish and PANN entries). OpenL3 embeds 10 windows per second
+Add a model by adding a `ModelBench` to `MODELS` (see the entries below). OpenL3 embeds 10 windows per second
 of audio (hop 0.1 s, ~0.3 s of CPU each): give it fewer files (`--models openl3 --files 2 --seconds 10`);
 benchmarks/bench_openl3.py has more OpenL3 rows (fast=True, other hops, CPU times).
 
-Usage: python benchmarks/bench_embed.py [--models vggish pann openl3] [--files 12] [--seconds 30] [--repeat 2] [--threads 2]
+Usage: python benchmarks/bench_embed.py [--models vggish pann clap openl3] [--files 12] [--seconds 30] [--repeat 2] [--threads 2]
        [--no-e2e] [--keep DIR] [--json FILE]
 """
 from __future__ import annotations
@@ -138,6 +144,31 @@ def pann_tool_path(ref, paths):
         with torch.no_grad(): ref(torch.tensor(x).float()[None])['embedding']
 
 
+def clap_reference():
+    "laion_clap's HTSAT-base CLAP_Module (the default model's tower) with seeded random weights, built offline"
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return refs.clap_randomize(refs.clap_module('HTSAT-base', False, small_text=True), 0)
+
+
+def clap_ref_forward(ref, xs):
+    "laion_clap's get_audio_embedding_from_data on the engine's 10 s windows, a micro-batch per call"
+    for x in xs: ref.get_audio_embedding_from_data(list(x[:, 0]), use_tensor=True)
+
+
+def clap_tool_path(ref, paths):
+    """Per file: soundfile float32, mono mean, soxr HQ to 48 kHz (what librosa.load(sr=48000) in laion_clap's
+    get_audio_embedding_from_filelist runs), the same 10 s windows as ours (laion_clap itself would crop one 10 s
+    window at random), get_audio_embedding_from_data"""
+    import soxr
+    for p in paths:
+        x, sr = sf.read(p, dtype='float32')
+        y = torch.from_numpy(soxr.resample(x.mean(axis=1), sr, 48000, quality='HQ'))[None]
+        w = audio_to_windows(y, 480000, 480000, 'end', short='repeat')[:, 0]
+        with torch.no_grad(): ref.get_audio_embedding_from_data(list(w), use_tensor=True)
+
+
 def openl3_ref_inputs(emb, wavs):
     "The engine's 1 s windows (centred, hop 0.1 s, as torchopenl3 frames them), in torchopenl3's batches of 32"
     return batches(windows(emb, wavs), 32)
@@ -166,6 +197,11 @@ MODELS = {
         save_weights=lambda ref, d: refs.save_pann_file(ref.state_dict(), d / 'Cnn14_16k_mAP=0.438.pth'),
         ref_inputs=pann_ref_inputs, ref_forward=lambda ref, xs: [ref(x) for x in xs],
         tool_path=pann_tool_path, tool_name='frechet-audio-distance style: resampy, whole file per Cnn14_16k forward'),
+    'clap': ModelBench(                        # the default's architecture; the default's file has a published sha256
+        spec='clap:music_audioset_epoch_15_esc_90.14', reference=clap_reference,
+        save_weights=lambda ref, d: refs.clap_save_published(ref.model, d / 'music_audioset_epoch_15_esc_90.14.pt'),
+        ref_inputs=lambda emb, wavs: batches(windows(emb, wavs), emb.micro_batch), ref_forward=clap_ref_forward,
+        tool_path=clap_tool_path, tool_name='laion_clap get_audio_embedding_from_data per file on our 10 s windows (soxr HQ)'),
     'openl3': ModelBench(
         spec='openl3', reference=lambda: refs.openl3_ref('mel256_music_512', seed=0),
         save_weights=lambda ref, d: refs.save_openl3_file(ref.state_dict(), d / 'torchopenl3_mel256_music_512.pth.tar'),
@@ -223,10 +259,12 @@ def bench_model(name:str, mb:ModelBench, paths:list[Path], audio_s:float, a, tmp
         rows['reference forward'] = best(lambda: mb.ref_forward(ref, xs), a.repeat, lambda: mb.ref_forward(ref, xs[:1]))
     rows['reference tool path'] = best(lambda: mb.tool_path(ref, paths), a.repeat, lambda: mb.tool_path(ref, paths[:1]))
     if a.e2e:
-        for nproc in (1, 2):
-            r = e2e(mb.spec, paths[0].parent, wfile, tmp / f'out_{name}', nproc, a.threads, a.repeat)
-            rows[f'ours fad_embed, {nproc} process{"es" if nproc > 1 else ""} (program)'] = r['program']
-            rows[f'ours fad_embed, {nproc} process{"es" if nproc > 1 else ""} (engine)'] = r['engine']
+        runs = [(1, a.threads, '1 process'), (2, a.threads, '2 processes')]
+        if a.threads > 1: runs.insert(1, (1, 1, '1 process, 1 thread'))
+        for nproc, threads, label in runs:
+            r = e2e(mb.spec, paths[0].parent, wfile, tmp / f'out_{name}', nproc, threads, a.repeat)
+            rows[f'ours fad_embed, {label} (program)'] = r['program']
+            rows[f'ours fad_embed, {label} (engine)'] = r['engine']
     rate = {k: audio_s / v for k, v in rows.items()}
     print(f"{'':52s} {'wall s':>8s} {'audio-s/s':>10s}")
     for k, v in rows.items(): print(f"{k:52s} {v:8.2f} {rate[k]:10.1f}")
@@ -240,6 +278,9 @@ def bench_model(name:str, mb:ModelBench, paths:list[Path], audio_s:float, a, tmp
                        'ours e2e (best, program) / reference tool path': max(e1, e2) / rate['reference tool path'],
                        '2 processes / 1 process (program)': e2 / e1,
                        '2 processes / 1 process (engine)': rate['ours fad_embed, 2 processes (engine)'] / rate['ours fad_embed, 1 process (engine)']})
+        if a.threads > 1:                      # process scaling: each of the 2 processes has 1 thread
+            ratios['2 processes / 1 process of 1 thread (engine)'] = (rate['ours fad_embed, 2 processes (engine)'] /
+                                                                      rate['ours fad_embed, 1 process, 1 thread (engine)'])
     for k, v in ratios.items(): print(f"  {k:60s} {v:6.2f}x")
     return {'seconds': rows, 'rate': rate, 'ratios': ratios}
 
