@@ -225,7 +225,7 @@ def e2e(spec:str, audio:Path, weights:Path, out:Path, nproc:int, threads:int, re
     "Run fad_embed as a real program `repeat` times; best program wall time and best engine time (from the manifest)"
     walls, engines = [], []
     for r in range(repeat):
-        o = out / f'{nproc}p_{r}'
+        o = out / f'{nproc}p_{threads}t_{r}'                       # a fresh directory: a rerun would resume
         t0 = time.perf_counter()
         util.run('fad_embed', spec, audio, '--weights', weights, '--out', o, nproc=nproc,
                  env={'OMP_NUM_THREADS': str(max(1, threads // nproc))}, timeout=7200)
