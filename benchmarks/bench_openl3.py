@@ -24,25 +24,9 @@ import numpy as np, soundfile as sf, torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / 'tests'))            # refs (seeded reference), util.run (a CLI as a real program)
 import refs, util
+from bench_embed import write_audio         # the same generated music-like audio as bench_embed.py
 from fad_pytorch.audio import audio_to_windows, load_audio
 from fad_pytorch.embedder import get_embedder
-
-
-def music_like(seconds:float, sr:int, seed:int) -> np.ndarray:
-    "Seeded stereo test audio (samples, 2) float32: harmonic notes with envelopes, noise bursts, a chirp"
-    g = np.random.default_rng(seed)
-    n, x = int(seconds * sr), np.zeros(int(seconds * sr))
-    for start in np.arange(0, seconds, 0.25):
-        f0, a, b = 110 * 2 ** (g.integers(0, 36) / 12), int(start * sr), min(n, int((start + 0.5) * sr))
-        t = np.arange(b - a) / sr
-        x[a:b] += sum(0.1 / h * np.sin(2 * np.pi * f0 * h * t) for h in range(1, 7) if f0 * h < sr / 2.2) * np.exp(-4 * t)
-    for s in range(0, n, sr // 2):
-        m = min(sr // 10, n - s)
-        x[s:s + m] += 0.2 * g.standard_normal(m) * np.exp(-np.arange(m) / (sr / 200))
-    t = np.arange(n) / sr
-    x += 0.05 * np.sin(2 * np.pi * (200 * t + 2000 * t ** 2 / max(seconds, 1)))
-    x /= max(1.0, np.abs(x).max() / 0.9)
-    return np.stack([x, 0.8 * np.roll(x, 7) + 0.2 * x], 1).astype(np.float32)
 
 
 def cpu_s() -> float:
@@ -78,9 +62,7 @@ def main():
     try:
         print(f"torch {torch.__version__}, {a.threads} threads, {os.cpu_count()} CPUs ({platform.machine()}), load average "
               f"{os.getloadavg()[0]:.1f}; openl3:{a.variant}, hop {a.hop} s, best of {a.repeat}")
-        (tmp / 'audio').mkdir()
-        paths = [tmp / 'audio' / f'{i:03d}.flac' for i in range(a.files)]
-        for i, path in enumerate(paths): sf.write(path, music_like(a.seconds, 44100, i), 44100, subtype='PCM_16')
+        paths = write_audio(tmp / 'audio', a.files, a.seconds)
         ref = refs.openl3_ref(a.variant, seed=0)
         wfile = refs.save_openl3_file(ref.state_dict(), tmp / f'torchopenl3_{a.variant}.pth.tar')
         ours, fast = (get_embedder(f'openl3:{a.variant}', weights=wfile, fast=f) for f in (False, True))
