@@ -65,7 +65,7 @@ def main():
         paths = write_audio(tmp / 'audio', a.files, a.seconds)
         ref = refs.openl3_ref(a.variant, seed=0)
         wfile = refs.save_openl3_file(ref.state_dict(), tmp / f'torchopenl3_{a.variant}.pth.tar')
-        ours, fast = (get_embedder(f'openl3:{a.variant}', weights=wfile, fast=f) for f in (False, True))
+        ours, fast = (get_embedder(f'openl3:{a.variant}', weights=wfile, opts={'fast': f}) for f in (False, True))
         wavs = [load_audio(path, 48000, 'mono')[0] for path in paths]
         w, h = ours.window_samples(hop=a.hop)
         wins = torch.cat([audio_to_windows(x, w, h, ours.pad, ours.center, ours.short) for x in wavs])

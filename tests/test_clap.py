@@ -126,7 +126,7 @@ def test_fusion_antialias_option(models, monkeypatch):
     monkeypatch.setattr(T, 'Resize', lambda size: resize(size, antialias=False))
     x = signals(900000, 3)[0]
     want = reference(ref, [x])[0]
-    no_aa = get_embedder('clap:630k-fusion-best', weights=path, antialias=False)
+    no_aa = get_embedder('clap:630k-fusion-best', weights=path, opts={'antialias': False})
     d, d_aa = diff(ours(no_aa, x[None])[0], want), diff(ours(emb, x[None])[0], want)
     print(f'fusion antialias=False: max |diff| {d:.1e}; antialias=True differs by {d_aa:.1e}')
     assert d <= TOL and d_aa > 10 * TOL and no_aa.config()['opt_antialias'] is False
@@ -137,7 +137,7 @@ def test_quantized_matches_reference_numpy_path(kind, models, monkeypatch):
     "quantize=True equals get_audio_embedding_from_data(numpy, use_tensor=False), which round-trips through int16"
     ref, _, path = models(kind)
     centre_crops(monkeypatch)
-    emb = get_embedder(f'clap:{KINDS[kind][2]}', weights=path, quantize=True)
+    emb = get_embedder(f'clap:{KINDS[kind][2]}', weights=path, opts={'quantize': True})
     x = 2.5 * signals(CLIP if kind == 'tiny' else 600000, 15)[0]                        # loud: values beyond ±1 clip
     d = diff(ours(emb, x[None])[0], reference(ref, [x], use_tensor=False)[0])
     print(f'{kind} quantized: max |diff| {d:.1e}')

@@ -83,7 +83,7 @@ def test_torchopenl3_fidelity(tmp_path, repr_, dim):
 def test_dft32_needed_on_tones(tmp_path):
     "On a pure tone, torchopenl3's float32 DFT noise in the quiet bins matters: a float64 FFT is off by more than 1e-4"
     ref, path = reference('mel128', 512, 0, tmp_path)
-    exact, fft64 = (get_embedder('openl3:mel128_music_512', weights=path, dft32=v) for v in (None, False))
+    exact, fft64 = (get_embedder('openl3:mel128_music_512', weights=path, opts={'dft32': v}) for v in (None, False))
     with torch.inference_mode():
         r = ref(tone())
         assert maxdiff(exact.embed(tone()), r) <= TOL
@@ -93,7 +93,7 @@ def test_dft32_needed_on_tones(tmp_path):
 def test_fast_winograd(tmp_path):
     "fast=True (Winograd F(4x4, 3x3)) stays within 1e-4 of torchopenl3 on the same weights"
     ref, path = reference('mel256', 512, 5, tmp_path)
-    ours = get_embedder('openl3:mel256_music_512', weights=path, fast=True)
+    ours = get_embedder('openl3:mel256_music_512', weights=path, opts={'fast': True})
     x = torch.cat([windows(signal(), ours, hop=0.5), tone()])
     with torch.inference_mode(): assert maxdiff(ours.embed(x), ref(x)) <= TOL
 
@@ -250,7 +250,7 @@ def test_official_openl3_04(tfref, repr_, frontend):
     "openl3 0.4.2 in TensorFlow, the same Keras-written .h5 through our loader: frames, spectrogram, embeddings"
     z = np.load(tfref / f'ref_{repr_}.npz')
     for dim in DIMS:
-        m = get_embedder(f'openl3:{repr_}_music_{dim}', weights=tfref / f'openl3_audio_{repr_}_music.h5', frontend=frontend)
+        m = get_embedder(f'openl3:{repr_}_music_{dim}', weights=tfref / f'openl3_audio_{repr_}_music.h5', opts={'frontend': frontend})
         assert m.options()['weights_format'] == 'keras_h5' and m.config()['checkpoint'] == f'openl3_audio_{repr_}_music.h5'
         x = windows(z['audio'], m, hop=float(z['hop']))
         assert torch.equal(x, torch.from_numpy(z['frames']))

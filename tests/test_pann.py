@@ -18,8 +18,9 @@ import refs
 from util import run
 import fad_pytorch.models.pann as P
 from fad_pytorch.audio import audio_to_windows
-from fad_pytorch.embedder import get_embedder, read_checkpoint
-from fad_pytorch.fad_embed import embed_dir
+from fad_pytorch.embedder import get_embedder
+from fad_pytorch.weights import read_checkpoint
+from fad_pytorch.fad_embed import embed_dir, settings_for, Choices, RunSettings
 
 TOL = 1e-4
 TOL_SAME = 1e-6     # same computation, same batch: bit-exact on one machine
@@ -235,7 +236,7 @@ def test_window_0_embeds_whole_files_like_frechet_audio_distance(ref16, ours16, 
     src.mkdir()
     for i, seconds in enumerate((0.4, 12.3)):
         sf.write(src / f'{i}.wav', refs.make_signals(16000, seconds, seed=i)['music'], 16000, subtype='FLOAT')
-    embed_dir(ours16, src, tmp_path / 'out', window=0, progress=False, num_workers=0)
+    embed_dir(ours16, src, tmp_path / 'out', *settings_for(ours16, Choices(window=0)), RunSettings(num_workers=0, progress=False))
     for i in range(2):
         x = torch.from_numpy(sf.read(src / f'{i}.wav', dtype='float32')[0])
         with torch.inference_mode(): want = ref16(x[None])['embedding']

@@ -18,7 +18,8 @@ import refs
 from util import run
 import fad_pytorch.models.vggish as V
 from fad_pytorch.audio import audio_to_windows, load_audio
-from fad_pytorch.embedder import Checkpoint, get_embedder, read_checkpoint
+from fad_pytorch.embedder import get_embedder
+from fad_pytorch.weights import Checkpoint, read_checkpoint
 
 TOL = 1e-4
 TOL_SAME = 1e-6     # same computation, same batch: bit-exact on one machine
@@ -148,7 +149,7 @@ def test_44k_stereo_file_with_resampy_equals_reference(ref, ours, tmp_path):
 
 def test_relu_and_pca_equal_torchvggish_default(ref, wdir, pca):
     "relu=True, pca=True (loaded from a weights dir) == torchvggish's default output (final ReLU + its Postprocessor)"
-    ours = get_embedder('vggish', weights=wdir, relu=True, pca=True)
+    ours = get_embedder('vggish', weights=wdir, opts={'relu': True, 'pca': True})
     assert ours.options() == {'relu': True, 'pca': True, 'rounding': 'round', 'frontend_dtype': 'float64'}
     assert ours.config()['checkpoint'] == f'{CKPT},{PCA}'
     full, relu_only = refs.vggish_default(ref.state_dict(), pca), refs.vggish_default(ref.state_dict())
@@ -231,7 +232,7 @@ def test_missing_file_offline(tmp_path, wdir, monkeypatch):
         get_embedder('vggish')
     (tmp_path / 'only_vgg').mkdir(); (tmp_path / 'only_vgg' / CKPT).symlink_to(wdir / CKPT)
     with pytest.raises(FileNotFoundError, match=f'weights {PCA} not found'):          # pca=True needs the second file
-        get_embedder('vggish', weights=tmp_path / 'only_vgg', pca=True)
+        get_embedder('vggish', weights=tmp_path / 'only_vgg', opts={'pca': True})
 
 
 # ------------------------------------------------------------------ end to end

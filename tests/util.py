@@ -11,8 +11,7 @@ def run(prog:str, # program: 'fad_score', 'fad_embed', 'fad_gen', ...
        ) -> subprocess.CompletedProcess:
     "Run a fad_pytorch program, as the installed console script when there is one"
     exe = Path(sys.executable).parent / prog
-    module = prog.replace('fad_download', 'embedder')
-    cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', f"import sys; from fad_pytorch.{module} import *; sys.exit({'download_main' if prog == 'fad_download' else 'main'}())"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', f"import sys; from fad_pytorch.{prog} import main; sys.exit(main())"]
     if nproc > 1:
         # '--': torchrun's parser would take the program's options for abbreviations of its own (--n: ambiguous)
         cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', '--no-python', '--'] + cmd
