@@ -71,7 +71,7 @@ def check_options(cls:type, # an `Embedder` subclass
 
 # %% ../nbs/06_embedder.ipynb #c9de9d3c
 VARIANT_ATTRS = ('sample_rate', 'dim', 'window', 'hop', 'pad', 'short', 'center', 'channels', 'fixed_window',
-                 'whole_file', 'micro_batch', 'n_classes')
+                 'whole_file', 'micro_batch', 'n_classes', 'frame_rate')
 
 @dataclass(frozen=True)
 class EmbedderInfo:
@@ -86,6 +86,7 @@ class EmbedderInfo:
     fixed_window:bool # only windows of exactly `framing.window` seconds
     whole_file:bool # can take a whole file of any length (window 0)
     n_classes:int # classes of its classification head (0: none)
+    frame_rate:float|None # embeddings per second within a window (None: one per window)
     description:str # one line
     options:tuple # `Option`s
 
@@ -94,7 +95,8 @@ class EmbedderInfo:
         win = 'whole files' if not f.window else f"{f.window:g} s windows every {f.hop:g} s"
         rules = f"pad {f.pad}, short {f.short}" + (', centred' if f.center else '')
         heads = f", {self.n_classes} class logits" if self.n_classes else ''
-        return f"{self.name}:{self.variant}  {self.sample_rate} Hz, dim {self.dim}{heads}, {win} ({rules}), {self.channels}"
+        frames = f", {self.frame_rate:g} frames/s" if self.frame_rate else ''
+        return f"{self.name}:{self.variant}  {self.sample_rate} Hz, dim {self.dim}{frames}{heads}, {win} ({rules}), {self.channels}"
 
 # %% ../nbs/06_embedder.ipynb #bf05850c
 class Embedder(nn.Module):
@@ -112,6 +114,7 @@ class Embedder(nn.Module):
     micro_batch:int = 16 # windows per forward pass, always (zero-padded): results never depend on how windows are grouped
     whole_file:bool = False # the model can also take a whole file of any length as one window (window=0)
     n_classes:int = 0 # classes of the classification head (0: none; `--logits` needs one)
+    frame_rate:float|None = None # frame-level models: embeddings per second within a window (`forward` returns (batch, frames, dim))
     variants:tuple = ('default',) # names of the variants; the first is the default
     description:str = '' # one line for listings
     in_all:bool = True # included in `fad_embed all` / `fad_download all` (models with published weights)
@@ -136,7 +139,7 @@ class Embedder(nn.Module):
         a = {k: getattr(cls, k) for k in VARIANT_ATTRS} | cls.variant_attrs(variant)
         return EmbedderInfo(cls.name, variant, tuple(cls.variants), a['sample_rate'], a['dim'],
                             Framing(a['window'], a['hop'], a['pad'], a['short'], a['center']), a['channels'],
-                            a['fixed_window'], a['whole_file'], a['n_classes'], cls.description, model_options(cls))
+                            a['fixed_window'], a['whole_file'], a['n_classes'], a['frame_rate'], cls.description, model_options(cls))
 
     def __init__(self,
                  variant:str|None=None): # which variant (None: the default)
@@ -167,7 +170,8 @@ class Embedder(nn.Module):
         t = next(itertools.chain(self.parameters(), self.buffers()), None)
         return torch.device('cpu') if t is None else t.device
 
-    def forward(self, x:Tensor) -> Tensor: raise NotImplementedError
+    def forward(self, x:Tensor) -> Tensor: # (batch, 1, samples) -> (batch, dim), or (batch, frames, dim) with `frame_rate`
+        raise NotImplementedError
 
     def forward_logits(self, x:Tensor) -> tuple[Tensor, Tensor]: # embeddings (batch, dim), logits (batch, n_classes)
         "Embeddings and classification logits in one pass (models with a classification head)"
@@ -177,7 +181,7 @@ class Embedder(nn.Module):
               x:Tensor, # windows (batch, channels, samples)
               micro_batch:int|None=None, # windows per forward pass (None: the class's `micro_batch`)
               logits:bool=False, # also return the classification logits
-             ) -> Tensor|tuple[Tensor, Tensor]: # (batch, channels*dim)[, (batch, channels*n_classes)]
+             ) -> Tensor|tuple[Tensor, Tensor]: # (batch[, frames], channels*dim)[, (batch[, frames], channels*n_classes)]
         "Embed each channel as a mono window, in forward passes of exactly `micro_batch` windows; concatenate channels"
         if logits and not self.n_classes: raise ValueError(f"{self.name}:{self.variant} has no classification head: it gives no logits")
         b, c, s = x.shape
@@ -186,8 +190,10 @@ class Embedder(nn.Module):
         if pad: flat = torch.cat([flat, flat.new_zeros(pad, 1, s)])
         run = self.forward_logits if logits else self
         outs = [run(chunk) for chunk in flat.split(m)]
-        if not logits: return torch.cat(outs)[:b * c].reshape(b, -1)
-        return tuple(torch.cat(o)[:b * c].reshape(b, -1) for o in zip(*outs))
+        def join(ys):        # (b*c[, frames], d) -> (b[, frames], c*d): channels side by side, frame by frame
+            y = torch.cat(ys)[:b * c]
+            return y.reshape(b, c, *y.shape[1:]).movedim(1, -2).flatten(-2)
+        return tuple(join(o) for o in zip(*outs)) if logits else join(outs)
 
     def config(self) -> dict:
         "Provenance entries of this embedder: name, variant, options, weight files and their sha256"

@@ -20,8 +20,9 @@ from .cli import Launch, script, show_warnings_plainly, fail, launch_state, exac
 
 # %% auto #0
 __all__ = ['SUMMARY_KEYS', 'Choices', 'RunSettings', 'settings_for', 'embed_provenance', 'resolve_models', 'out_dir_for',
-           'plan_embedding', 'assign_shards', 'AudioFiles', 'PendingFile', 'WindowBatcher', 'hand_back', 'EmbedError',
-           'embed_files', 'embed_dir', 'load_model', 'fad_embed', 'list_models', 'default_workers', 'main']
+           'plan_embedding', 'assign_shards', 'AudioFiles', 'PendingFile', 'WindowBatcher', 'hand_back',
+           'frames_to_rows', 'EmbedError', 'embed_files', 'embed_dir', 'load_model', 'fad_embed', 'list_models',
+           'default_workers', 'main']
 
 # %% ../nbs/43_fad_embed.ipynb #b4945961
 @dataclass(frozen=True)
@@ -209,6 +210,15 @@ def hand_back(y, # the model's output for one batch: a tensor, or (embeddings, l
         if f.complete: done.append(f)
     return done
 
+# %% ../nbs/43_fad_embed.ipynb #898bdc1e
+def frames_to_rows(e:Tensor, # (windows, frames, dim)
+                   times:Tensor, # start of each window, seconds (windows,)
+                   frame_rate:float, # frames per second within a window
+                  ) -> tuple[Tensor, Tensor]: # (windows*frames, dim), start of each frame (windows*frames,)
+    "One row per frame, window by window"
+    t = times[:, None] + torch.arange(e.shape[1], dtype=torch.float64) / frame_rate
+    return e.flatten(0, 1), t.flatten()
+
 # %% ../nbs/43_fad_embed.ipynb #3da2a79b
 class EmbedError(RuntimeError):
     "A file could not be embedded and --on-error is 'fail'"
@@ -248,7 +258,10 @@ def embed_files(emb:Embedder, # a ready embedder
         e, *l = [torch.cat(parts) if len(parts) > 1 else parts[0] for parts in zip(*outs)]
         if not all(torch.isfinite(o).all() for o in (e, *l)):
             return bad(f.rel, f"{root / f.rel}: the model produced NaN or infinite {'embeddings' if not torch.isfinite(e).all() else 'logits'}")
-        save_embeddings(emb_path(out_dir, f.rel), e, f.times, f.source, cfg, f.seconds, l[0] if l else None)
+        times = f.times
+        if e.ndim == 3: e, times = frames_to_rows(e, times, emb.frame_rate)
+        l = [o.flatten(0, 1) if o.ndim == 3 else o for o in l]
+        save_embeddings(emb_path(out_dir, f.rel), e, times, f.source, cfg, f.seconds, l[0] if l else None)
         res['done'][f.rel] = {'status': 'done', 'source': f.source, 'frames': int(e.shape[0]), 'seconds': f.seconds}
         res['seconds'] += f.seconds; bar.update(1)
         bar.set_postfix_str(f"{res['seconds'] / (time.perf_counter() - t0):.1f} audio-s/s", refresh=False)
