@@ -122,8 +122,10 @@ def fetch_weights(ckpt:Checkpoint, # the published file wanted
     if custom:
         if weights is None: raise WeightsError(f"--custom-weights needs --weights FILE: the custom file to load instead of {ckpt.file}")
         p = Path(weights)
-        if p.is_dir() and not (p := p / ckpt.file).is_file():
-            raise WeightsError(f"{weights}: with --custom-weights give the file itself, or a directory holding {ckpt.file}")
+        if p.is_dir():
+            found = [p / f for f in (ckpt.file, *ckpt.aliases) if (p / f).is_file()]
+            if not found: raise WeightsError(f"{weights}: with --custom-weights give the file itself, or a directory holding {ckpt.file}")
+            p = found[0]
         return p, verify_weights(p, ckpt, custom=True)
     for p in weights_search_path(weights):
         for cand in [p] if p.is_file() else [p / f for f in (ckpt.file, *ckpt.aliases)]:
