@@ -269,3 +269,71 @@ def save_openl3_file(sd:dict, path):
     import torch
     torch.save({k: v.clone() for k, v in sd.items()}, path)
     return path
+
+
+# ---------------------------------------------------------------- Hugging Face speech encoders (transformers)
+# The published repositories hold what each model class saves: a CTC fine-tune (wav2vec2-*-960h, wavlm-libri-*:
+# 'wav2vec2.'/'wavlm.' prefixes plus lm_head), a bare model (hubert-*-ls960) or Whisper's encoder-decoder
+# (WhisperForConditionalGeneration: 'model.encoder.', 'model.decoder.'). The 2021 pickles name the positional
+# convolution's weight norm 'weight_g'/'weight_v'; recent transformers writes 'parametrizations.weight.original0/1'.
+
+HF_SAVED_CLASS = {'wav2vec2': 'Wav2Vec2ForCTC', 'hubert': 'HubertModel', 'wavlm': 'WavLMForCTC',
+                  'whisper': 'WhisperForConditionalGeneration'}
+HF_BASE_CLASS = {'wav2vec2': 'Wav2Vec2Model', 'hubert': 'HubertModel', 'wavlm': 'WavLMModel', 'whisper': 'WhisperModel'}
+
+
+def hf_speech_ref(arch:dict, seed:int=0):
+    """A small transformers model of the class its published checkpoint was saved from, seeded: transformers' own
+    initialisation, then norm scales in 0.7..1.3 and biases N(0, 0.05) so that no layer is an identity"""
+    install()
+    import torch, transformers
+    cfg = transformers.AutoConfig.for_model(**arch)
+    torch.manual_seed(seed)
+    model = getattr(transformers, HF_SAVED_CLASS[arch['model_type']])(cfg).eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim == 1 and name.endswith('weight'): p.copy_(0.7 + 0.6 * torch.rand(p.shape, generator=g))
+            elif name.endswith('bias'): p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def save_hf_speech_dir(model, path, safetensors:bool=False, old_weight_norm:bool=True, preprocessor:dict|None=None):
+    """A repository directory as published: config.json, pytorch_model.bin (2021 weight-norm names unless
+    old_weight_norm=False) or model.safetensors, and the feature extractor's preprocessor_config.json
+    (Wav2Vec2FeatureExtractor with `preprocessor`, or WhisperFeatureExtractor for Whisper)"""
+    import torch, transformers
+    from pathlib import Path
+    path = Path(path)
+    model.save_pretrained(path, safe_serialization=safetensors)
+    if not safetensors and old_weight_norm:
+        sd = torch.load(path / 'pytorch_model.bin', weights_only=True)
+        ren = {'.parametrizations.weight.original0': '.weight_g', '.parametrizations.weight.original1': '.weight_v'}
+        sd = {next((k.replace(a, b) for a, b in ren.items() if k.endswith(a)), k): v for k, v in sd.items()}
+        assert any(k.endswith('weight_g') for k in sd) or model.config.model_type == 'whisper'
+        torch.save(sd, path / 'pytorch_model.bin')
+    if model.config.model_type == 'whisper':
+        transformers.WhisperFeatureExtractor(feature_size=model.config.num_mel_bins).save_pretrained(path)
+    else:
+        transformers.Wav2Vec2FeatureExtractor(**(preprocessor or {})).save_pretrained(path)
+    return path
+
+
+def hf_speech_pipeline(path):
+    """fadtk's pipeline on a repository directory: the feature extractor and the base model class from_pretrained
+    (transformers' own loading), `model(**inputs, output_hidden_states=True).hidden_states`; Whisper: the encoder of
+    WhisperModel on the extractor's 30 s log-mel. Returns audio (1-d float32 numpy) -> tuple of (frames, dim) tensors"""
+    install()
+    import json, torch, transformers
+    from pathlib import Path
+    family = json.loads((Path(path) / 'config.json').read_text())['model_type']
+    fe = transformers.AutoFeatureExtractor.from_pretrained(path)
+    model = getattr(transformers, HF_BASE_CLASS[family]).from_pretrained(path).eval()
+    def run(audio):
+        inputs = fe(audio, sampling_rate=16000, return_tensors='pt')
+        with torch.inference_mode():
+            if family == 'whisper': hs = model.encoder(inputs.input_features, output_hidden_states=True).hidden_states
+            else: hs = model(**inputs, output_hidden_states=True).hidden_states
+        return tuple(h[0] for h in hs)
+    run.feature_extractor, run.model = fe, model
+    return run
