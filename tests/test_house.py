@@ -50,7 +50,7 @@ def test_outputs_get_the_permissions_of_the_umask(tmp_path, umask, mode):
     sh(f"{bindir / 'fad_score'} {out} {out} --save-stats {tmp_path / 'st'}")
     files = sorted(out.rglob('*')) + sorted(tmp_path.glob('st_*.npz'))
     files = [p for p in files if p.is_file()]
-    assert len(files) == 2 + 1 + 2                                       # 2 .pt, the manifest, 2 statistics files
+    assert len(files) == 2 + 1 + 1 + 2                                   # 2 .pt, the manifest, the statistics cache, 2 statistics files
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: mode for p in files}
 
 
