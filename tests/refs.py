@@ -269,3 +269,83 @@ def save_openl3_file(sd:dict, path):
     import torch
     torch.save({k: v.clone() for k, v in sd.items()}, path)
     return path
+
+
+# ---------------------------------------------------------------- MS-CLAP (msclap 1.3.4)
+# msclap builds a GPT-2 text tower with `AutoModel.from_pretrained('gpt2')` and a GPT-2 tokenizer with
+# `AutoTokenizer.from_pretrained('gpt2')`, both downloads. While a reference is built, msclap's own module globals
+# are replaced: the text model by a randomly initialised GPT-2 (small: 1 layer, 1000 tokens; the audio side is
+# msclap's own code), the tokenizer by a stub. Nothing else is patched and nothing is downloaded.
+
+def _msclap_offline():
+    "A context in which msclap builds its models offline (its AutoModel and AutoTokenizer globals replaced)"
+    import contextlib, types
+    install()
+    import transformers
+    import msclap.CLAPWrapper as W
+    import msclap.models.clap as MC
+    class Gpt2:
+        @staticmethod
+        def from_pretrained(name, *a, **k):
+            if name != 'gpt2': raise ValueError(f"msclap 2023 asked for text model {name!r}, expected 'gpt2'")
+            return transformers.GPT2Model(transformers.GPT2Config(n_layer=1, vocab_size=1000, n_positions=80))
+    class Tok:
+        @staticmethod
+        def from_pretrained(name, *a, **k): return types.SimpleNamespace(add_special_tokens=lambda tokens: None)
+    @contextlib.contextmanager
+    def ctx():
+        saved = MC.AutoModel, W.AutoTokenizer
+        MC.AutoModel, W.AutoTokenizer = Gpt2, Tok
+        try: yield W, MC
+        finally: MC.AutoModel, W.AutoTokenizer = saved
+    return ctx()
+
+
+def msclap_model():
+    "msclap's CLAP model with the 2023 configuration (as `CLAPWrapper.load_clap` builds it), random weights"
+    with _msclap_offline() as (W, MC):
+        w = W.CLAPWrapper.__new__(W.CLAPWrapper)
+        args = w.read_config_as_args((__import__('pathlib').Path(W.__file__).parent / 'configs/config_2023.yml').read_text(),
+                                     is_config_str=True)
+        return MC.CLAP(audioenc_name=args.audioenc_name, sample_rate=args.sampling_rate, window_size=args.window_size,
+                       hop_size=args.hop_size, mel_bins=args.mel_bins, fmin=args.fmin, fmax=args.fmax,
+                       classes_num=args.num_classes, out_emb=args.out_emb, text_model=args.text_model,
+                       transformer_embed_dim=args.transformer_embed_dim, d_proj=args.d_proj).eval()
+
+
+def msclap_randomize(model, seed:int):
+    """Seeded random values for the audio encoder of msclap's CLAP (tower and projection), in ranges that keep the
+    activations lively; the front-end tensors (STFT kernels, mel matrix) and fixed buffers are kept as built"""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            if not k.startswith('audio_encoder.') or not v.is_floating_point(): continue
+            if '.spectrogram_extractor.' in k or '.logmel_extractor.' in k or k.endswith('attn_mask'): continue
+            name, r = k.rsplit('.', 1)[-1], lambda: torch.randn(v.shape, generator=g)
+            if '.htsat.bn0.' in k:                     # log-mel in dB: a mean near -40 dB and a variance of ~200 dB²
+                val = {'weight': 1 + 0.2 * r(), 'bias': 0.2 * r(), 'running_mean': 5 * r() - 40.0,
+                       'running_var': 200 + 50 * torch.rand(v.shape, generator=g)}[name]
+            elif name == 'relative_position_bias_table': val = 0.5 * r()
+            elif v.dim() == 1 and name == 'weight': val = 1 + 0.2 * r()           # LayerNorm scales
+            elif name == 'bias': val = 0.05 * r()
+            else: val = r() / v[0].numel() ** 0.5                              # fan-in scaled weights
+            v.copy_(val)
+    return model
+
+
+def msclap_save_published(model, path, full:bool=False):
+    """Write msclap's CLAP as `CLAP_weights_2023.pth` is laid out: {'model': OrderedDict state dict} of the whole model
+    (text tower included). The published file holds float tensors only (Hugging Face's pickle scan lists FloatStorage,
+    no LongStorage), so integer buffers (relative_position_index, num_batches_tracked) are left out; full=True keeps
+    them, as `torch.save({'model': model.state_dict()})` of a fine-tune would"""
+    import collections, torch
+    sd = collections.OrderedDict((k, v) for k, v in model.state_dict().items() if full or v.is_floating_point())
+    torch.save({'model': sd}, path)
+    return path
+
+
+def msclap_wrapper(path):
+    "msclap's own `CLAPWrapper(path, version='2023')`: builds the model and loads the file with its own loader"
+    with _msclap_offline() as (W, MC):
+        return W.CLAPWrapper(str(path), version='2023', use_cuda=False)
