@@ -349,3 +349,71 @@ def msclap_wrapper(path):
     "msclap's own `CLAPWrapper(path, version='2023')`: builds the model and loads the file with its own loader"
     with _msclap_offline() as (W, MC):
         return W.CLAPWrapper(str(path), version='2023', use_cuda=False)
+
+# ---------------------------------------------------------------- PaSST (hear21passt 0.0.26)
+# hear21passt builds its models through timm's download cache: get_basic_model() with the default pretrained=True
+# looks for the release file in $TORCH_HOME/hub/checkpoints/<file> and downloads it only when it is missing. Putting
+# a file there makes the reference load it with its own loader (strict), offline.
+
+PASST_REF = {  # variant: hear21passt module whose get_basic_model builds it, and the release file it loads
+    'base-10s': ('hear21passt.base', 'passt-s-f128-p16-s10-ap.476-swa.pt'),
+    'base-20s': ('hear21passt.base20sec', 'passt-s-f128-20sec-p16-s10-ap.474-swa.pt'),
+    'base-30s': ('hear21passt.base30sec', 'passt-s-f128-30sec-p16-s10-ap.473-swa.pt')}
+
+
+def passt_random_state_dict(shapes:dict, seed:int) -> dict:
+    """Seeded random PaSST weights for {key: shape}: fan-in scaled matrices, LayerNorm scales near 1, small biases, and
+    position encodings and tokens of the size the trained model has (~0.5), so that no part of the sum is negligible"""
+    import collections, torch
+    g = torch.Generator().manual_seed(seed)
+    sd = collections.OrderedDict()
+    for k, shape in shapes.items():
+        r = torch.randn(shape, generator=g)
+        if 'pos_embed' in k or k.endswith('_token'): sd[k] = 0.5 * r
+        elif len(shape) == 1 and k.endswith('weight'): sd[k] = 1 + 0.1 * r                     # LayerNorm scales
+        elif len(shape) == 1: sd[k] = 0.05 * r                                                 # biases
+        else: sd[k] = r / (torch.Size(shape)[1:].numel() ** 0.5)
+    return sd
+
+
+def save_passt_file(sd:dict, path):
+    "Write a state dict as the PaSST release files are: the network's state dict, torch.save'd as it is"
+    import collections, torch
+    torch.save(collections.OrderedDict((k, v.clone()) for k, v in sd.items()), path)
+    return path
+
+
+def passt_ref(variant:str, path, mode:str='all'):
+    """hear21passt's own model for a variant (`get_basic_model(mode=...)` of hear21passt.base / base20sec / base30sec),
+    loading the checkpoint file `path` with its own loader (strict), offline; in evaluation mode. It prints a lot: quiet."""
+    import contextlib, importlib, io, os, shutil, tempfile, torch
+    install()
+    module, file = PASST_REF[variant]
+    hub, old = tempfile.mkdtemp(), torch.hub.get_dir()
+    os.makedirs(os.path.join(hub, 'checkpoints'))
+    os.symlink(os.path.abspath(path), os.path.join(hub, 'checkpoints', file))
+    torch.hub.set_dir(hub)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return importlib.import_module(module).get_basic_model(mode=mode).eval()
+    finally:
+        torch.hub.set_dir(old)
+        shutil.rmtree(hub)
+
+
+def passt_ref_random(variant:str='base-10s', seed:int=0, mode:str='all'):
+    """hear21passt's model for a variant (the front end and network get_basic_model builds, without the download) with
+    `passt_random_state_dict` weights; in evaluation mode"""
+    import contextlib, io
+    from hear21passt.models.passt import get_model
+    from hear21passt.models.preprocess import AugmentMelSTFT
+    from hear21passt.wrapper import PasstBasicWrapper
+    install()
+    arch, tdim, window = {'base-10s': ('passt_s_swa_p16_128_ap476', 998, 10000), 'base-20s': ('passt_20sec', 2000, 20000),
+                          'base-30s': ('passt_30sec', 3000, 30000)}[variant]
+    with contextlib.redirect_stdout(io.StringIO()):
+        mel = AugmentMelSTFT(n_mels=128, sr=32000, win_length=800, hopsize=320, n_fft=1024, freqm=48, timem=192, htk=False,
+                             fmin=0.0, fmax=None, norm=1, fmin_aug_range=10, fmax_aug_range=2000)
+        net = get_model(arch=arch, pretrained=False, input_tdim=tdim)
+    net.load_state_dict(passt_random_state_dict({k: v.shape for k, v in net.state_dict().items()}, seed))
+    return PasstBasicWrapper(mel=mel, net=net, max_model_window=window, mode=mode).eval()
