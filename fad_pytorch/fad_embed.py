@@ -436,6 +436,8 @@ def main(model:str, # embedder: a name ('vggish', 'pann', 'clap', 'openl3', 'log
     if model == 'list': print(list_models()); return
     try:
         if not dirs: raise ValueError("give at least one input directory (fad_embed MODEL DIR [DIR ...])")
+        if sample_rate is not None and not all(map(is_model_file, resolve_models(model))):
+            raise ValueError("--sample-rate is for model files (TorchScript / .pt2); a registered model has its own rate")
         exact_math()
         launch = launch_state(device)
         run = RunSettings(batch_size, default_workers() if num_workers is None else num_workers, on_error, hash, overwrite,

@@ -271,6 +271,152 @@ def save_openl3_file(sd:dict, path):
     return path
 
 
+# ---------------------------------------------------------------- MS-CLAP (msclap 1.3.4)
+# msclap builds a GPT-2 text tower with `AutoModel.from_pretrained('gpt2')` and a GPT-2 tokenizer with
+# `AutoTokenizer.from_pretrained('gpt2')`, both downloads. While a reference is built, msclap's own module globals
+# are replaced: the text model by a randomly initialised GPT-2 (small: 1 layer, 1000 tokens; the audio side is
+# msclap's own code), the tokenizer by a stub. Nothing else is patched and nothing is downloaded.
+
+def _msclap_offline():
+    "A context in which msclap builds its models offline (its AutoModel and AutoTokenizer globals replaced)"
+    import contextlib, types
+    install()
+    import transformers
+    import msclap.CLAPWrapper as W
+    import msclap.models.clap as MC
+    class Gpt2:
+        @staticmethod
+        def from_pretrained(name, *a, **k):
+            if name != 'gpt2': raise ValueError(f"msclap 2023 asked for text model {name!r}, expected 'gpt2'")
+            return transformers.GPT2Model(transformers.GPT2Config(n_layer=1, vocab_size=1000, n_positions=80))
+    class Tok:
+        @staticmethod
+        def from_pretrained(name, *a, **k): return types.SimpleNamespace(add_special_tokens=lambda tokens: None)
+    @contextlib.contextmanager
+    def ctx():
+        saved = MC.AutoModel, W.AutoTokenizer
+        MC.AutoModel, W.AutoTokenizer = Gpt2, Tok
+        try: yield W, MC
+        finally: MC.AutoModel, W.AutoTokenizer = saved
+    return ctx()
+
+
+def msclap_model():
+    "msclap's CLAP model with the 2023 configuration (as `CLAPWrapper.load_clap` builds it), random weights"
+    with _msclap_offline() as (W, MC):
+        w = W.CLAPWrapper.__new__(W.CLAPWrapper)
+        args = w.read_config_as_args((__import__('pathlib').Path(W.__file__).parent / 'configs/config_2023.yml').read_text(),
+                                     is_config_str=True)
+        return MC.CLAP(audioenc_name=args.audioenc_name, sample_rate=args.sampling_rate, window_size=args.window_size,
+                       hop_size=args.hop_size, mel_bins=args.mel_bins, fmin=args.fmin, fmax=args.fmax,
+                       classes_num=args.num_classes, out_emb=args.out_emb, text_model=args.text_model,
+                       transformer_embed_dim=args.transformer_embed_dim, d_proj=args.d_proj).eval()
+
+
+def msclap_randomize(model, seed:int):
+    """Seeded random values for the audio encoder of msclap's CLAP (tower and projection), in ranges that keep the
+    activations lively; the front-end tensors (STFT kernels, mel matrix) and fixed buffers are kept as built"""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            if not k.startswith('audio_encoder.') or not v.is_floating_point(): continue
+            if '.spectrogram_extractor.' in k or '.logmel_extractor.' in k or k.endswith('attn_mask'): continue
+            name, r = k.rsplit('.', 1)[-1], lambda: torch.randn(v.shape, generator=g)
+            if '.htsat.bn0.' in k:                     # log-mel in dB: a mean near -40 dB and a variance of ~200 dB²
+                val = {'weight': 1 + 0.2 * r(), 'bias': 0.2 * r(), 'running_mean': 5 * r() - 40.0,
+                       'running_var': 200 + 50 * torch.rand(v.shape, generator=g)}[name]
+            elif name == 'relative_position_bias_table': val = 0.5 * r()
+            elif v.dim() == 1 and name == 'weight': val = 1 + 0.2 * r()           # LayerNorm scales
+            elif name == 'bias': val = 0.05 * r()
+            else: val = r() / v[0].numel() ** 0.5                              # fan-in scaled weights
+            v.copy_(val)
+    return model
+
+
+def msclap_save_published(model, path, full:bool=False):
+    """Write msclap's CLAP as `CLAP_weights_2023.pth` is laid out: {'model': OrderedDict state dict} of the whole model
+    (text tower included). The published file holds float tensors only (Hugging Face's pickle scan lists FloatStorage,
+    no LongStorage), so integer buffers (relative_position_index, num_batches_tracked) are left out; full=True keeps
+    them, as `torch.save({'model': model.state_dict()})` of a fine-tune would"""
+    import collections, torch
+    sd = collections.OrderedDict((k, v) for k, v in model.state_dict().items() if full or v.is_floating_point())
+    torch.save({'model': sd}, path)
+    return path
+
+
+def msclap_wrapper(path):
+    "msclap's own `CLAPWrapper(path, version='2023')`: builds the model and loads the file with its own loader"
+    with _msclap_offline() as (W, MC):
+        return W.CLAPWrapper(str(path), version='2023', use_cuda=False)
+
+# ---------------------------------------------------------------- PaSST (hear21passt 0.0.26)
+# hear21passt builds its models through timm's download cache: get_basic_model() with the default pretrained=True
+# looks for the release file in $TORCH_HOME/hub/checkpoints/<file> and downloads it only when it is missing. Putting
+# a file there makes the reference load it with its own loader (strict), offline.
+
+PASST_REF = {  # variant: hear21passt module whose get_basic_model builds it, and the release file it loads
+    'base-10s': ('hear21passt.base', 'passt-s-f128-p16-s10-ap.476-swa.pt'),
+    'base-20s': ('hear21passt.base20sec', 'passt-s-f128-20sec-p16-s10-ap.474-swa.pt'),
+    'base-30s': ('hear21passt.base30sec', 'passt-s-f128-30sec-p16-s10-ap.473-swa.pt')}
+
+
+def passt_random_state_dict(shapes:dict, seed:int) -> dict:
+    """Seeded random PaSST weights for {key: shape}: fan-in scaled matrices, LayerNorm scales near 1, small biases, and
+    position encodings and tokens of the size the trained model has (~0.5), so that no part of the sum is negligible"""
+    import collections, torch
+    g = torch.Generator().manual_seed(seed)
+    sd = collections.OrderedDict()
+    for k, shape in shapes.items():
+        r = torch.randn(shape, generator=g)
+        if 'pos_embed' in k or k.endswith('_token'): sd[k] = 0.5 * r
+        elif len(shape) == 1 and k.endswith('weight'): sd[k] = 1 + 0.1 * r                     # LayerNorm scales
+        elif len(shape) == 1: sd[k] = 0.05 * r                                                 # biases
+        else: sd[k] = r / (torch.Size(shape)[1:].numel() ** 0.5)
+    return sd
+
+
+def save_passt_file(sd:dict, path):
+    "Write a state dict as the PaSST release files are: the network's state dict, torch.save'd as it is"
+    import collections, torch
+    torch.save(collections.OrderedDict((k, v.clone()) for k, v in sd.items()), path)
+    return path
+
+
+def passt_ref(variant:str, path, mode:str='all'):
+    """hear21passt's own model for a variant (`get_basic_model(mode=...)` of hear21passt.base / base20sec / base30sec),
+    loading the checkpoint file `path` with its own loader (strict), offline; in evaluation mode. It prints a lot: quiet."""
+    import contextlib, importlib, io, os, shutil, tempfile, torch
+    install()
+    module, file = PASST_REF[variant]
+    hub, old = tempfile.mkdtemp(), torch.hub.get_dir()
+    os.makedirs(os.path.join(hub, 'checkpoints'))
+    os.symlink(os.path.abspath(path), os.path.join(hub, 'checkpoints', file))
+    torch.hub.set_dir(hub)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return importlib.import_module(module).get_basic_model(mode=mode).eval()
+    finally:
+        torch.hub.set_dir(old)
+        shutil.rmtree(hub)
+
+
+def passt_ref_random(variant:str='base-10s', seed:int=0, mode:str='all'):
+    """hear21passt's model for a variant (the front end and network get_basic_model builds, without the download) with
+    `passt_random_state_dict` weights; in evaluation mode"""
+    import contextlib, io
+    from hear21passt.models.passt import get_model
+    from hear21passt.models.preprocess import AugmentMelSTFT
+    from hear21passt.wrapper import PasstBasicWrapper
+    install()
+    arch, tdim, window = {'base-10s': ('passt_s_swa_p16_128_ap476', 998, 10000), 'base-20s': ('passt_20sec', 2000, 20000),
+                          'base-30s': ('passt_30sec', 3000, 30000)}[variant]
+    with contextlib.redirect_stdout(io.StringIO()):
+        mel = AugmentMelSTFT(n_mels=128, sr=32000, win_length=800, hopsize=320, n_fft=1024, freqm=48, timem=192, htk=False,
+                             fmin=0.0, fmax=None, norm=1, fmin_aug_range=10, fmax_aug_range=2000)
+        net = get_model(arch=arch, pretrained=False, input_tdim=tdim)
+    net.load_state_dict(passt_random_state_dict({k: v.shape for k, v in net.state_dict().items()}, seed))
+    return PasstBasicWrapper(mel=mel, net=net, max_model_window=window, mode=mode).eval()
 # ---------------------------------------------------------------- Hugging Face speech encoders (transformers)
 # The published repositories hold what each model class saves: a CTC fine-tune (wav2vec2-*-960h, wavlm-libri-*:
 # 'wav2vec2.'/'wavlm.' prefixes plus lm_head), a bare model (hubert-*-ls960) or Whisper's encoder-decoder
