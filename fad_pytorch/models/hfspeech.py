@@ -270,7 +270,7 @@ class HFSpeechEmbedder(Embedder):
         "Shared part of `__init__`: the variant, the options, and the published architecture on the meta device"
         Embedder.__init__(self, variant)
         self.spec = SPEECH_VARIANTS[self.family][self.variant]
-        self.transformers = require_transformers(f"{self.name}:{self.variant}")
+        require_transformers(f"{self.name}:{self.variant}")
         if max_seconds is not None and not max_seconds > 0:
             raise ValueError(f"{self.name}: max_seconds must be > 0 (or null for no limit), got {max_seconds}")
         self.layer_opt, self.max_seconds = layer, max_seconds
@@ -308,12 +308,13 @@ class HFSpeechEmbedder(Embedder):
         "(Re)build the network from a config"
         self._check_config(cfg, path)
         import importlib
+        tf = require_transformers(f"{self.name}:{self.variant}")
         from transformers.modeling_utils import no_init_weights
         self.net = None                                        # free the old network before building the new one
-        config = getattr(self.transformers, self.config_class).from_dict(cfg)
+        config = getattr(tf, self.config_class).from_dict(cfg)
         mod, _, cls = self.model_class.rpartition('.')
         with no_init_weights(), torch.device('meta' if meta else 'cpu'):
-            net = getattr(importlib.import_module(mod) if mod else self.transformers, cls)(config)
+            net = getattr(importlib.import_module(mod) if mod else tf, cls)(config)
         if seed is not None and not meta: random_init_(net, seed)
         self.net = net.eval()
 
