@@ -74,9 +74,6 @@ def calculate_metrics(input1, # evaluated (generated) set: embedding directory, 
     emb = load_model(model, weights, opts, device=device) if model else None
     run = RunSettings(num_workers=0 if os.cpu_count() == 1 else 1, progress=verbose)
     ev, ref = (as_side(x, emb, choices, run, device) for x in (input1, input2))
-    if names != ('fad',) and settings == MetricSettings():
-        from fad_pytorch.fad_score import metric_settings
-        settings = metric_settings(device=device)
     return compare(ref, ev, names, settings, force)
 
 # %% ../nbs/45_api.ipynb #74c1c1fa
