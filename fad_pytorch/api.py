@@ -13,6 +13,7 @@ from .audio import find_audio
 from .embdir import MANIFEST, config_id
 from .weights import cache_dir
 from .metrics import Side, MetricSettings, MetricInputError, read_side, matrix_side, compare
+from .uncertainty import UncertaintySettings, assess
 from .fad_embed import Choices, RunSettings, load_model, settings_for, embed_provenance, embed_dir
 
 # %% auto #0
@@ -67,14 +68,15 @@ def calculate_metrics(input1, # evaluated (generated) set: embedding directory, 
                       force:bool=False, # compare sides embedded differently (with a warning)
                       device:str='cpu', # where the model runs and the metrics are computed
                       verbose:bool=False, # progress bars
-                     ) -> dict: # `metrics.compare`'s dict: the metrics' keys, 'real' (input2), 'fake' (input1), ...
+                      uncertainty:UncertaintySettings|None=None, # FAD∞/KAD∞, bootstrap intervals, sample-size matching (None: none)
+                     ) -> dict: # `metrics.compare`'s dict: the metrics' keys, 'real' (input2), 'fake' (input1), ... (and `uncertainty`'s keys)
     "Metrics between two sets, in torch-fidelity's shape (input1: evaluated, input2: reference)"
     names = tuple(n for n, on in (('fad', fad), ('kad', kad), ('kid', kid), ('prc', prc)) if on)
     if not names: raise MetricInputError("no metric asked for: set fad=True, kad=True, kid=True or prc=True")
     emb = load_model(model, weights, opts, device=device) if model else None
     run = RunSettings(num_workers=0 if os.cpu_count() == 1 else 1, progress=verbose)
     ev, ref = (as_side(x, emb, choices, run, device) for x in (input1, input2))
-    return compare(ref, ev, names, settings, force)
+    return compare(ref, ev, names, settings, force) if uncertainty is None else assess(ref, ev, names, settings, uncertainty, force)
 
 # %% ../nbs/45_api.ipynb #74c1c1fa
 CLAP_SUBMODELS = {('630k-audioset', False): '630k-audioset-best', ('630k', False): '630k-best',
