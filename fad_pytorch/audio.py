@@ -13,8 +13,9 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['AUDIO_EXTS', 'CHANNEL_POLICIES', 'RESAMPLERS', 'PAD_RULES', 'SHORT_RULES', 'AudioError', 'find_audio', 'read_audio',
-           'to_channels', 'resample', 'load_audio', 'frame_plan', 'window_starts', 'windows_and_starts',
+__all__ = ['AUDIO_EXTS', 'CHANNEL_POLICIES', 'RESAMPLERS', 'FLAGS', 'FACT_KEYS', 'DB_FLOOR', 'PAD_RULES', 'SHORT_RULES',
+           'AudioError', 'find_audio', 'read_audio', 'to_channels', 'resample', 'load_audio', 'conform_audio',
+           'FactRules', 'to_dbfs', 'audio_flags', 'audio_facts', 'frame_plan', 'window_starts', 'windows_and_starts',
            'audio_to_windows', 'Framing', 'AudioPolicy']
 
 # %% ../nbs/02_audio.ipynb #a8f0b78b
@@ -112,10 +113,71 @@ def load_audio(path:str|Path|bytes, # audio file, or a whole file's content
               ) -> tuple[Tensor, int]: # float32 (channels, samples) and its sample rate
     "Decode, apply the channel policy, then resample: the one way audio enters fad_pytorch"
     wav, sr = read_audio(path, name)
-    wav = to_channels(wav, channels, name or path)
+    return conform_audio(wav, sr, sample_rate, channels, resampler, name or path)
+
+def conform_audio(wav:np.ndarray, # decoded float32 audio (channels, samples)
+                  sr:int, # its rate
+                  sample_rate:int|None=None, # resample to this rate (None: keep `sr`)
+                  channels:str='mono', # channel policy, see `CHANNEL_POLICIES`
+                  resampler:str='soxr_vhq', # resampler policy, see `RESAMPLERS`
+                  name:str|Path='<audio>', # what to call it in errors
+                 ) -> tuple[Tensor, int]: # float32 (channels, samples) and its sample rate
+    "Apply the channel policy, then resample: `load_audio` after the decode"
+    wav = to_channels(wav, channels, name)
     if sample_rate is not None and sample_rate != sr:
         wav, sr = resample(wav, sr, sample_rate, resampler), sample_rate
     return torch.from_numpy(np.ascontiguousarray(wav)), sr
+
+# %% ../nbs/02_audio.ipynb #028c3cb2
+FLAGS = ('silent', 'clipped', 'short')
+FACT_KEYS = ('duration', 'sample_rate', 'channels', 'peak', 'peak_dbfs', 'rms_dbfs', 'silent_fraction', 'clipped_fraction',
+             'dc_offset', 'flags')
+DB_FLOOR = -200.0 # dBFS recorded for a level of 0 (digital silence)
+
+@dataclass(frozen=True)
+class FactRules:
+    "Thresholds of the audio facts and of the flags"
+    window:float=0.05 # seconds per window of the silence measure
+    silence_dbfs:float=-60.0 # a window whose RMS (all channels) is below this is near-silent
+    clip_level:float=0.999 # |sample| at or above this is at full scale
+    silent_share:float=0.95 # flag 'silent' when at least this share of the windows is near-silent
+    clipped_share:float=0.001 # flag 'clipped' when at least this share of the samples is clipped
+    min_seconds:float=1.0 # flag 'short' below this duration
+
+def to_dbfs(level:float, # a linear amplitude (1.0 = full scale)
+           ) -> float: # 20·log10(level), at least `DB_FLOOR`
+    "Decibels relative to full scale"
+    return max(20 * math.log10(level), DB_FLOOR) if level > 0 else DB_FLOOR
+
+def audio_flags(facts:dict, # from `audio_facts`
+                rules:FactRules=FactRules(), # the thresholds
+               ) -> list[str]: # the names in `FLAGS` that apply, in that order
+    "Which flags a file's facts raise"
+    hit = {'silent': facts['silent_fraction'] >= rules.silent_share, 'clipped': facts['clipped_fraction'] >= rules.clipped_share,
+           'short': facts['duration'] < rules.min_seconds}
+    return [f for f in FLAGS if hit[f]]
+
+def audio_facts(wav:np.ndarray|Tensor, # decoded audio (channels, samples), before any channel policy or resampling
+                sample_rate:int, # its rate
+                rules:FactRules=FactRules(), # the thresholds
+               ) -> dict: # `FACT_KEYS`: plain floats, ints and a list of flags
+    "Duration, levels, silence, clipping and DC offset of one decoded file, and the flags they raise"
+    x = np.asarray(wav, dtype=np.float32)
+    c, n = x.shape
+    sq = np.square(x).sum(0)                                       # (samples,) energy over the channels
+    w = max(1, round(rules.window * sample_rate))
+    k = n // w
+    win_ms = sq[:k * w].reshape(k, w).mean(1, dtype=np.float64) / c if k else np.array([sq.mean(dtype=np.float64) / c])
+    full = np.abs(x) >= rules.clip_level
+    beside = np.zeros_like(full)
+    beside[:, 1:] |= full[:, :-1]; beside[:, :-1] |= full[:, 1:]
+    means = x.mean(1, dtype=np.float64)
+    peak = float(np.abs(x).max())
+    facts = {'duration': n / sample_rate, 'sample_rate': int(sample_rate), 'channels': int(c), 'peak': peak, 'peak_dbfs': to_dbfs(peak),
+             'rms_dbfs': to_dbfs(math.sqrt(float(sq.sum(dtype=np.float64)) / (c * n))),
+             'silent_fraction': float((win_ms < 10 ** (rules.silence_dbfs / 10)).mean()),
+             'clipped_fraction': float((full & beside).sum()) / (c * n), 'dc_offset': float(means[np.abs(means).argmax()])}
+    return {**facts, 'flags': audio_flags(facts, rules)}
 
 # %% ../nbs/02_audio.ipynb #ef3d68df
 PAD_RULES = ('drop', 'zero', 'repeat', 'end')
@@ -236,3 +298,11 @@ class AudioPolicy:
             ) -> Tensor: # float32 (channels, samples) at `sample_rate`
         "Decode, apply the channel policy, resample"
         return load_audio(path, self.sample_rate, self.channels, self.resampler, name)[0]
+
+    def load_with_facts(self, path:str|Path|bytes, # audio file or its content
+                        name:str|None=None, # what to call it in errors
+                        rules:FactRules=FactRules(), # thresholds of the flags
+                       ) -> tuple[Tensor, dict]: # float32 (channels, samples) at `sample_rate`, and `audio_facts` of the file as decoded
+        "`load`, and the facts of the decoded file before the channel policy and the resampler (one decode)"
+        wav, sr = read_audio(path, name)
+        return conform_audio(wav, sr, self.sample_rate, self.channels, self.resampler, name or path)[0], audio_facts(wav, sr, rules)
