@@ -15,8 +15,8 @@ from torch import Tensor
 # %% auto #0
 __all__ = ['AUDIO_EXTS', 'CHANNEL_POLICIES', 'RESAMPLERS', 'FLAGS', 'FACT_KEYS', 'DB_FLOOR', 'PAD_RULES', 'SHORT_RULES',
            'AudioError', 'find_audio', 'read_audio', 'to_channels', 'resample', 'load_audio', 'conform_audio',
-           'FactRules', 'to_dbfs', 'audio_flags', 'audio_facts', 'frame_plan', 'window_starts', 'windows_and_starts',
-           'audio_to_windows', 'Framing', 'AudioPolicy']
+           'FactRules', 'to_dbfs', 'audio_flags', 'audio_facts', 'flag_counts', 'frame_plan', 'window_starts',
+           'windows_and_starts', 'audio_to_windows', 'Framing', 'AudioPolicy']
 
 # %% ../nbs/02_audio.ipynb #a8f0b78b
 AUDIO_EXTS = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.aif', '.aiff')
@@ -178,6 +178,13 @@ def audio_facts(wav:np.ndarray|Tensor, # decoded audio (channels, samples), befo
              'silent_fraction': float((win_ms < 10 ** (rules.silence_dbfs / 10)).mean()),
              'clipped_fraction': float((full & beside).sum()) / (c * n), 'dc_offset': float(means[np.abs(means).argmax()])}
     return {**facts, 'flags': audio_flags(facts, rules)}
+
+def flag_counts(facts:dict, # {file: its `audio_facts`, or None when not recorded}
+                examples:int=3, # files named per flag
+               ) -> tuple[dict, dict]: # {flag: number of files} for every flag in `FLAGS`, {flag: the first `examples` files, sorted}
+    "How many files of a set raise each flag, and a few of them by name"
+    hits = {fl: sorted(r for r, f in facts.items() if f and fl in f['flags']) for fl in FLAGS}
+    return {fl: len(h) for fl, h in hits.items()}, {fl: h[:examples] for fl, h in hits.items() if h}
 
 # %% ../nbs/02_audio.ipynb #ef3d68df
 PAD_RULES = ('drop', 'zero', 'repeat', 'end')

@@ -10,7 +10,7 @@ from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import torch
 from torch import Tensor
-from .audio import AUDIO_EXTS, AudioError, Framing, AudioPolicy, find_audio
+from .audio import AUDIO_EXTS, AudioError, Framing, AudioPolicy, find_audio, flag_counts
 from .io import save_json, clean_temporaries
 from .embdir import (FORMAT, MANIFEST, config_id, emb_path, provenance_diff, read_manifest, save_embeddings,
                                 source_signature)
@@ -151,14 +151,14 @@ class AudioFiles(torch.utils.data.Dataset):
 
     def __len__(self): return len(self.rels)
 
-    def __getitem__(self, i:int) -> dict: # 'rel', 'wav' (or None), 'seconds', 'error' (or None)
+    def __getitem__(self, i:int) -> dict: # 'rel', 'wav' (or None), 'seconds', 'audio' (`audio.audio_facts`, or None), 'error' (or None)
         rel = self.rels[i]
         try:
-            wav = self.policy.load(self.root / rel)
-            return {'rel': rel, 'wav': wav, 'seconds': wav.shape[1] / self.policy.sample_rate, 'error': None}
+            wav, facts = self.policy.load_with_facts(self.root / rel)
+            return {'rel': rel, 'wav': wav, 'seconds': wav.shape[1] / self.policy.sample_rate, 'audio': facts, 'error': None}
         except Exception as e:
             why = str(e) if isinstance(e, AudioError) else f"{self.root / rel}: {type(e).__name__}: {e}"
-            return {'rel': rel, 'wav': None, 'seconds': 0.0, 'error': why}
+            return {'rel': rel, 'wav': None, 'seconds': 0.0, 'audio': None, 'error': why}
 
 def _worker_init(_):
     torch.set_num_threads(1)
@@ -175,6 +175,7 @@ class PendingFile:
     next:int=0 # first window not yet handed to the model
     outs:list=field(default_factory=list) # outputs so far: tensors, or (embeddings, logits) pairs
     got:int=0 # windows whose outputs came back
+    audio:dict|None=None # the file's audio facts (`audio.audio_facts`), recorded in the manifest
 
     @property
     def complete(self) -> bool: return self.got == len(self.windows)
@@ -262,7 +263,8 @@ def embed_files(emb:Embedder, # a ready embedder
         if e.ndim == 3: e, times = frames_to_rows(e, times, emb.frame_rate)
         l = [o.flatten(0, 1) if o.ndim == 3 else o for o in l]
         save_embeddings(emb_path(out_dir, f.rel), e, times, f.source, cfg, f.seconds, l[0] if l else None)
-        res['done'][f.rel] = {'status': 'done', 'source': f.source, 'frames': int(e.shape[0]), 'seconds': f.seconds}
+        res['done'][f.rel] = {'status': 'done', 'source': f.source, 'frames': int(e.shape[0]), 'seconds': f.seconds,
+                             **({'audio': f.audio} if f.audio else {})}
         res['seconds'] += f.seconds; bar.update(1)
         bar.set_postfix_str(f"{res['seconds'] / (time.perf_counter() - t0):.1f} audio-s/s", refresh=False)
 
@@ -270,7 +272,7 @@ def embed_files(emb:Embedder, # a ready embedder
         rel = item['rel']
         if item['error']: bad(rel, item['error']); continue
         wins, times = framing.cut(item['wav'], emb.sample_rate)
-        f = PendingFile(rel, wins, times, item['seconds'], jobs[rel])
+        f = PendingFile(rel, wins, times, item['seconds'], jobs[rel], audio=item.get('audio'))
         if window is None or wins.shape[-1] != window:              # a whole file, or one shorter window: on its own
             try: f.outs.append(forward(wins, wins.shape[0] * wins.shape[1]))
             except ValueError as e: bad(rel, f"{root / rel}: {e}"); continue     # e.g. shorter than the model's minimum
@@ -298,7 +300,7 @@ def _manifest(prov:dict, emb:Embedder, in_dir:Path, files:dict, summary:dict|Non
             'files': files, **({'summary': summary} if summary else {})}
 
 SUMMARY_KEYS = ('model', 'input', 'output', 'files', 'skipped', 'done', 'failed', 'windows', 'seconds', 'time', 'processes',
-                'per_process_files')
+                'per_process_files', 'flagged', 'flagged_files')
 
 def embed_dir(emb:Embedder, # a ready embedder
               in_dir:str|Path, # input audio directory
@@ -332,6 +334,8 @@ def embed_dir(emb:Embedder, # a ready embedder
                'failed': {k: v for r in allres for k, v in r['failed'].items()}, 'windows': sum(r['windows'] for r in allres),
                'seconds': sum(r['seconds'] for r in allres), 'time': max(r['time'] for r in allres),
                'processes': launch.world, 'per_process_files': [r['files'] for r in allres]}
+    recorded = {**plan['done'], **{k: v for r in allres for k, v in r['done'].items()}}
+    summary['flagged'], summary['flagged_files'] = flag_counts({k: v.get('audio') for k, v in recorded.items()})   # informs only
     if launch.is_main:
         recs = dict(plan['done'])
         for r in allres: recs.update(r['done'])
@@ -399,6 +403,10 @@ def _print_summary(s:dict):
           f"of {s['files']} files; {s['windows']} windows, {s['seconds']:.1f} s of audio in {t:.1f} s "
           f"({s['seconds'] / max(t, 1e-9):.1f} audio-s/s) on {s['processes']} process(es)", file=sys.stderr)
     for rel, why in sorted(s['failed'].items()): print(f"  failed: {why}", file=sys.stderr)
+    if any(s['flagged'].values()):
+        named = lambda fl, n: ', '.join(s['flagged_files'][fl]) + (', ...' if n > len(s['flagged_files'][fl]) else '')
+        print('  audio flags (the files are embedded and scored as any other): ' +
+              '; '.join(f"{n} {fl} ({named(fl, n)})" for fl, n in s['flagged'].items() if n), file=sys.stderr)
 
 def default_workers() -> int:
     "Decoding processes per process: the CPUs left after one for the model, shared by the local processes, 1 to 8"

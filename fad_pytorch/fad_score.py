@@ -185,10 +185,14 @@ def run_score(real:str, # reference
               uncertainty:UncertaintySettings|None=None, # FAD∞, intervals, matching (None: none)
               compare_ab:bool=False, # A vs B: bootstrap the difference of the two evaluated sets' scores
               per_file_path:str|None=None, # write each evaluated file's FAD to this CSV
+              report_dir:str|None=None, # write a diagnostics report (index.html, PNG plots, report.json) to this folder
              ) -> int: # exit code
     "What `fad_score` does, as a function: compute, print, write, return the exit code"
     show_warnings_plainly()
     try:
+        if report_dir:
+            from fad_pytorch.report import figure_class
+            figure_class()                                          # matplotlib missing: say so before any work
         if compare_ab and csv_path: raise MetricInputError("--csv writes one row per set; with --compare use --json for the whole result")
         out = score_many(real, evals, metrics, settings, force, per_subdir, key, device, sys.stderr.isatty(), uncertainty, compare_ab)
         results, (ref, sides) = out['results'], out['sides']
@@ -204,6 +208,11 @@ def run_score(real:str, # reference
             Path(per_file_path).write_text(per_file_csv(rows))
             short = sum(r['fad'] is None for _, rs in rows for r in rs)
             print(f"saved {per_file_path}: {sum(len(rs) for _, rs in rows)} files" + (f", {short} of them without a FAD (see 'note')" if short else ''), file=sys.stderr)
+        if report_dir:
+            from fad_pytorch.report import write_report, REPORT_HTML
+            rep = write_report(report_dir, out)
+            gaps = sorted({m['part'] for m in rep['missing']})
+            print(f"saved {Path(report_dir) / REPORT_HTML}" + (f" (not in it: {', '.join(gaps)}; its last section says why)" if gaps else ''), file=sys.stderr)
     except (ValueError, FileNotFoundError) as e: return fail('fad_score', e)
     if compare_ab:
         c = out['comparison']
@@ -261,6 +270,7 @@ def main(real:str, # reference set: an embedding directory (from fad_embed, or f
          compare:bool=False, # with two evaluated sets A and B: FAD(A) - FAD(B) with its bootstrap interval and the share of replicates in which A is better (paired when A and B hold the same file names)
          match_n:bool=False, # subsample (seeded) the larger side to the smaller one's number of files, so that scores of sets of different sizes compare
          per_file:str=None, # write each evaluated file's own FAD against the reference to this CSV (fadtk's per-song FAD)
+         report:str=None, # write a diagnostics report to this folder: index.html (plots as PNG files beside it; no script, no network) and report.json with every number shown; needs matplotlib: pip install 'fad_pytorch[report]'
         ):
     "Distances between a reference set (REAL) and one or more evaluated sets (FAKE ...): FAD by default; KAD, KID, precision/recall with --metrics. One set: the score on stdout, details on stderr; several: a table."
     if not fake: sys.exit(fail('fad_score', ValueError("give an evaluated set: fad_score REAL FAKE [FAKE ...]")))
@@ -271,7 +281,7 @@ def main(real:str, # reference set: an embedding directory (from fad_embed, or f
         unc = uncertainty_settings(inf, inf_steps, inf_min_n, resample_unit, bootstrap, ci, ci_method, bootstrap_side, compare, match_n, seed, device)
         if compare and len(fake) < 2 and not per_subdir: raise ValueError("--compare needs two evaluated sets: fad_score REF A B --compare")
     except ValueError as e: sys.exit(fail('fad_score', e))
-    sys.exit(run_score(real, list(fake), metrics, settings, json, csv, save_stats, force, key, per_subdir, device, unc, compare, per_file))
+    sys.exit(run_score(real, list(fake), metrics, settings, json, csv, save_stats, force, key, per_subdir, device, unc, compare, per_file, report))
 
 # %% ../nbs/42_fad_score.ipynb #4699b8fb
 def stats_of(path:str|Path, # an embedding directory (or a statistics file)
