@@ -166,8 +166,8 @@ def test_report_in_a_browser(sets, tmp_path):
         for k in ('fad', 'mean_term', 'trace_term', 'fad_ci_low', 'fad_ci_high', 'fad_inf'): assert scores[k][i] == g6(res[k]), k
     run('fad_score', emb['ref'], emb['gen'], '--per-file', tmp_path / 'pf.csv')
     rows = sorted((r for r in csv.DictReader(open(tmp_path / 'pf.csv')) if r['fad']), key=lambda r: -float(r['fad']))[:10]
-    shown = next(t for t in dom.tables if t[0][:2] == ['FAD', 'file'])
-    assert [(r[1], r[0]) for r in shown[1:]] == [(r['file'], g6(float(r['fad']))) for r in rows]
+    shown = next(t for t in dom.tables if t[0][:2] == ['file', 'FAD'])
+    assert [(r[0], r[1]) for r in shown[1:]] == [(r['file'], g6(float(r['fad']))) for r in rows]
     players = {unquote(a['src']).rsplit('/', 1)[-1] for a in dom.audio}
     assert set(TONES) | set(SILENT) | set(CLIPPED) <= players
     text = (rd / REPORT_HTML).read_text()
