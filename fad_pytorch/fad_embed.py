@@ -405,7 +405,7 @@ def _print_summary(s:dict):
     for rel, why in sorted(s['failed'].items()): print(f"  failed: {why}", file=sys.stderr)
     if any(s['flagged'].values()):
         named = lambda fl, n: ', '.join(s['flagged_files'][fl]) + (', ...' if n > len(s['flagged_files'][fl]) else '')
-        print('  audio flags (the files are embedded and scored as any other): ' +
+        print('  audio flags (they only inform: no file is dropped): ' +
               '; '.join(f"{n} {fl} ({named(fl, n)})" for fl, n in s['flagged'].items() if n), file=sys.stderr)
 
 def default_workers() -> int:
