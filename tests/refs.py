@@ -483,3 +483,103 @@ def hf_speech_pipeline(path):
         return tuple(h[0] for h in hs)
     run.feature_extractor, run.model = fe, model
     return run
+# ---------------------------------------------------------------- EnCodec (encodec 0.1.1) and DAC (descript-audio-codec 1.0.0)
+
+def seeded_codec_(model, seed:int, gain=(0.5, 1.5)):
+    """Seeded random parameters for an EnCodec or DAC model (all of them, so nothing is left at a default): weight-norm
+    directions He-scaled and gains `gain` × ‖v‖ (so each convolution keeps its input's scale), plain conv weights
+    He-scaled, biases small, GroupNorm affine near 1/0, LSTM weights uniform ±1/√hidden, Snake alphas in [0.5, 1.5]."""
+    import math, torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            leaf = name.rsplit('.', 1)[-1]
+            if leaf == 'weight_v' or (leaf == 'weight' and p.ndim == 3):
+                p.copy_(torch.randn(p.shape, generator=g) * math.sqrt(2.0 / p[0].numel()))
+            elif leaf.startswith(('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')):
+                p.copy_((torch.rand(p.shape, generator=g) * 2 - 1) / math.sqrt(p.shape[-1] if p.ndim == 2 else p.shape[0] / 4))
+            elif leaf == 'alpha': p.copy_(0.5 + torch.rand(p.shape, generator=g))
+            elif leaf == 'bias': p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+            elif leaf == 'weight' and p.ndim == 1: p.copy_(0.5 + torch.rand(p.shape, generator=g))      # GroupNorm
+        for name, p in model.named_parameters():
+            if name.endswith('weight_g'):
+                v = dict(model.named_parameters())[name[:-1] + 'v']
+                p.copy_(torch.linalg.vector_norm(v.flatten(1), dim=1).view(p.shape)
+                        * (gain[0] + (gain[1] - gain[0]) * torch.rand(p.shape, generator=g)))
+    return model.eval()
+
+
+def encodec_ref(variant:str='24k', seed:int=0):
+    "encodec 0.1.1's whole EncodecModel (24 or 48 kHz, as `encodec_model_*khz(pretrained=False)` builds it), seeded"
+    import torch
+    from encodec import EncodecModel
+    torch.manual_seed(seed)       # the quantiser's codebooks (buffers) are random at construction
+    m = (EncodecModel.encodec_model_24khz if variant == '24k' else EncodecModel.encodec_model_48khz)(pretrained=False)
+    return seeded_codec_(m, seed)
+
+
+def save_encodec_file(model, path):
+    "The published format: the whole codec's flat state dict (encoder, decoder, quantizer), torch.save"
+    import torch
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def fadtk_encodec(ref, variant:str):
+    "fadtk 1.1.0's EncodecEmbModel holding `ref` (its load_model would download the published weights)"
+    import torch
+    from fadtk.model_loader import EncodecEmbModel
+    ml = EncodecEmbModel(variant)
+    ml.model, ml.device = ref, torch.device('cpu')
+    return ml
+
+
+def fad_encodec(ref):
+    "frechet-audio-distance 0.3.4's FrechetAudioDistance with model_name='encodec' holding `ref` (its __init__ would download)"
+    import torch
+    install()
+    from frechet_audio_distance import FrechetAudioDistance
+    f = FrechetAudioDistance.__new__(FrechetAudioDistance)
+    f.model_name, f.model, f.device, f.verbose, f.sample_rate = 'encodec', ref, torch.device('cpu'), False, ref.sample_rate
+    return f
+
+
+def _stub_tensorboard():
+    "audiotools imports torch.utils.tensorboard (training logs) at import; the encoder path never uses it: a stub avoids installing tensorboard"
+    import sys, types
+    if 'torch.utils.tensorboard' not in sys.modules:
+        m = types.ModuleType('torch.utils.tensorboard')
+        m.SummaryWriter = object
+        sys.modules['torch.utils.tensorboard'] = m
+
+
+def audiotools():
+    "descript-audiotools 0.7.2 (AudioSignal: loudness, normalize, ensure_max_of_audio, collect_windows)"
+    _stub_tensorboard()
+    import audiotools as at
+    return at
+
+
+def dac_ref(seed:int=0):
+    "descript-audio-codec 1.0.0's 44.1 kHz DAC (the defaults of `dac.DAC()` are the 44khz 8kbps model), seeded"
+    import torch
+    _stub_tensorboard()
+    import dac
+    torch.manual_seed(seed)
+    return seeded_codec_(dac.DAC(), seed, gain=(0.2, 0.5))
+
+
+def save_dac_file(model, path):
+    "The published format, written by audiotools' own BaseModel.save(package=False): {'state_dict', 'metadata': {'kwargs'}}"
+    model.save(str(path), package=False)
+    return path
+
+
+def fadtk_dac(encoder):
+    "fadtk 1.1.0's DACModel whose model's `encoder` is `encoder` (its load_model would download the published weights)"
+    import types, torch
+    _stub_tensorboard()
+    from fadtk.model_loader import DACModel
+    ml = DACModel()
+    ml.model, ml.device = types.SimpleNamespace(encoder=encoder), torch.device('cpu')
+    return ml
