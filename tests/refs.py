@@ -583,3 +583,68 @@ def fadtk_dac(encoder):
     ml = DACModel()
     ml.model, ml.device = types.SimpleNamespace(encoder=encoder), torch.device('cpu')
     return ml
+
+
+# ------------------------------------------------------------------ MERT (reference modelling code from ../shared/refenv/mert)
+
+def mert_refenv():
+    "The MERT reference folder: $FAD_REFENV/mert, else shared/refenv/mert beside the repository (or a folder above it); None when absent"
+    from pathlib import Path
+    roots = [Path(os.environ['FAD_REFENV'])] if os.environ.get('FAD_REFENV') else \
+            [p / 'shared' / 'refenv' for p in Path(__file__).resolve().parents[1].parents]
+    return next((r / 'mert' for r in roots if (r / 'mert' / 'modeling_MERT.py').is_file()), None)
+
+
+def mert_modules():
+    "The reference `modeling_MERT` (MERTModel) and `configuration_MERT`, imported in place as the package `mert_ref`"
+    install()
+    d = mert_refenv()
+    if d is None: raise FileNotFoundError("the MERT reference code (shared/refenv/mert) is not here; set $FAD_REFENV")
+    if 'mert_ref' not in sys.modules:
+        pkg = types.ModuleType('mert_ref'); pkg.__path__ = [str(d)]; sys.modules['mert_ref'] = pkg
+    import mert_ref.modeling_MERT as M, mert_ref.configuration_MERT as C
+    return M, C
+
+
+def mert_ref(kind:str='mert_base', seed:int=0, **overrides):
+    """The reference MERTModel built from the MERT repository's conversion config (`mert_base` = 95M, `mert_large` =
+    330M) with `overrides` (e.g. a small width), seeded random weights, eval mode. `conv_pos_batch_norm=False` is set
+    as fadtk sets it (transformers' HuBERT position embedding asks for it; MERTConfig predates it)."""
+    import json, math, torch
+    M, C = mert_modules()
+    cfg = C.MERTConfig(**(json.loads((mert_refenv() / f'{kind}.json').read_text()) | overrides))
+    cfg.conv_pos_batch_norm = False
+    from transformers.modeling_utils import no_init_weights
+    with no_init_weights(): model = M.MERTModel(cfg)          # every parameter is set below: skip transformers' init
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name == 'masked_spec_embed' or name.endswith('original1'): p.copy_(torch.randn(p.shape, generator=g))
+            elif name.endswith('original0'): p.copy_(0.5 + torch.rand(p.shape, generator=g))                 # weight-norm g
+            elif name.endswith('bias'): p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            elif p.ndim == 1: p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))                         # norm weights
+            else: p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
+    return model.eval()
+
+
+def mert_feature_extractor():
+    "The preprocessor the MERT repositories publish: Wav2Vec2FeatureExtractor, 24 kHz, do_normalize, attention mask"
+    from transformers import Wav2Vec2FeatureExtractor
+    return Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=24000, padding_value=0.0, do_normalize=True,
+                                    return_attention_mask=True)
+
+
+def save_mert_published(ref, d, safetensors:bool=False):
+    """The reference's files as a MERT Hugging Face repository holds them, in directory `d`: config.json (what
+    save_pretrained writes) and pytorch_model.bin with the position conv's weight norm as `weight_g` / `weight_v` (as
+    2023's transformers wrote the published files; today's transformers reads them back unchanged); or, with
+    `safetensors`, config.json and model.safetensors exactly as today's `save_pretrained` writes them."""
+    import torch
+    from pathlib import Path
+    d = Path(d); d.mkdir(parents=True, exist_ok=True)
+    if safetensors: ref.save_pretrained(d)
+    else:
+        ref.config.save_pretrained(d)
+        torch.save({k.replace('parametrizations.weight.original0', 'weight_g').replace('parametrizations.weight.original1', 'weight_v'): v
+                    for k, v in ref.state_dict().items()}, d / 'pytorch_model.bin')
+    return d
