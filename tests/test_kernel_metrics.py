@@ -18,7 +18,7 @@ with warnings.catch_warnings():   # kadtk.kad calls warnings.filterwarnings("ign
 from fad_pytorch.kernel import KADSettings, KIDSettings, kad, kid, median_pairwise_distance
 from fad_pytorch.prc import PRCSettings, knn_radii, precision_recall
 
-SHAPES = [(300, 300, 16), (500, 400, 64), (1200, 1100, 512)]   # (n_ref, n_eval, dim)
+SHAPES = [(300, 300, 16), (500, 400, 64), (800, 700, 512)]   # (n_ref, n_eval, dim)
 DTYPES = [torch.float32, torch.float64]
 
 
