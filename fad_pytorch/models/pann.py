@@ -4,7 +4,9 @@
 
 # %% ../../nbs/11_pann.ipynb #ac5569d6
 from __future__ import annotations
+import csv
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -13,8 +15,8 @@ from ..embedder import Embedder
 from ..weights import Checkpoint, load_state_dict_strict, read_checkpoint
 
 # %% auto #0
-__all__ = ['ZENODO', 'PANN_VARIANTS', 'N_MELS', 'MIN_FRAMES', 'CHANNELS', 'PannVariant', 'min_samples', 'STFTConv', 'Spectrogram',
-           'LogMel', 'ConvBlock', 'check_cnn14_state_dict', 'Cnn14']
+__all__ = ['ZENODO', 'PANN_VARIANTS', 'N_MELS', 'N_CLASSES', 'MIN_FRAMES', 'CHANNELS', 'PannVariant', 'min_samples', 'STFTConv',
+           'Spectrogram', 'LogMel', 'ConvBlock', 'audioset_labels', 'check_cnn14_state_dict', 'Cnn14']
 
 # %% ../../nbs/11_pann.ipynb #8e000e4c
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ PANN_VARIANTS = {
     '8k': PannVariant(8000, 256, 80, Checkpoint('Cnn14_8k_mAP=0.416.pth', ZENODO + 'Cnn14_8k_mAP%3D0.416.pth', aliases=('Cnn14_8k_mAP%3D0.416.pth',))),
 }
 N_MELS = 64 # mel bands of every variant
+N_CLASSES = 527 # AudioSet classes of `fc_audioset`
 MIN_FRAMES = 32 # five 2×2 average pools need at least 32 STFT frames
 
 def min_samples(variant:str='16k', # a key of `PANN_VARIANTS`
@@ -108,6 +111,15 @@ class ConvBlock(nn.Module):
 
 CHANNELS = (64, 128, 256, 512, 1024, 2048) # output channels of conv_block1..6
 
+# %% ../../nbs/11_pann.ipynb #a7a90192
+def audioset_labels(column:str='display_name', # 'display_name' or 'mid' (the ontology id)
+                   ) -> list[str]: # 527 entries, in the order of the classifiers' outputs
+    "AudioSet's 527 class names (or ontology ids), from the package's copy of `class_labels_indices.csv`"
+    with resources.files('fad_pytorch').joinpath('data/audioset_labels.csv').open(newline='', encoding='utf-8') as f:
+        rows = list(csv.DictReader(f))
+    if [int(r['index']) for r in rows] != list(range(N_CLASSES)): raise RuntimeError("fad_pytorch/data/audioset_labels.csv is damaged: reinstall fad_pytorch")
+    return [r[column] for r in rows]
+
 # %% ../../nbs/11_pann.ipynb #afd60119
 def check_cnn14_state_dict(sd:dict, # the checkpoint's 'model' state dict
                            variant:str, # the variant asked for
@@ -131,7 +143,7 @@ def check_cnn14_state_dict(sd:dict, # the checkpoint's 'model' state dict
 
 class Cnn14(Embedder):
     "PANN Cnn14: mono audio (≥ 0.31 s) at the variant's rate → 2048-d embedding relu(fc1(pooled features))"
-    name, sample_rate, dim = 'pann', 16000, 2048
+    name, sample_rate, dim, n_classes = 'pann', 16000, 2048, N_CLASSES
     window, hop, pad, short, center, micro_batch = 10.0, 10.0, 'end', 'whole', False, 8
     fixed_window, whole_file = False, True
     variants = tuple(PANN_VARIANTS)
@@ -153,7 +165,7 @@ class Cnn14(Embedder):
         self.bn0 = nn.BatchNorm2d(N_MELS)
         for i, (a, b) in enumerate(zip((1,) + CHANNELS[:-1], CHANNELS), 1): setattr(self, f'conv_block{i}', ConvBlock(a, b))
         self.fc1 = nn.Linear(2048, 2048)
-        self.fc_audioset = nn.Linear(2048, 527)            # AudioSet classes: in the checkpoint, unused here
+        self.fc_audioset = nn.Linear(2048, N_CLASSES)      # AudioSet class logits (`forward_logits`)
         self.eval()
 
     def weights_needed(self) -> list[Checkpoint]:
@@ -208,3 +220,14 @@ class Cnn14(Embedder):
             raise ValueError(f"pann:{self.variant} needs at least {need} samples ({need / self.sample_rate:.2f} s) at "
                              f"{self.sample_rate} Hz, got {x.shape[-1]}: the audio is too short for Cnn14 (32 STFT frames)")
         return self.embed_log_mel(self.log_mel(x[:, 0]))
+
+    def forward_logits(self,
+                       x:Tensor, # windows (batch, 1, samples ≥ min_samples) float32 at the variant's rate
+                      ) -> tuple[Tensor, Tensor]: # embeddings (batch, 2048), AudioSet logits (batch, 527)
+        "The embedding and `fc_audioset` of it: the 527 AudioSet logits before the sigmoid"
+        e = self(x)
+        return e, self.fc_audioset(e)
+
+    def class_names(self) -> list[str]: # the 527 AudioSet display names, in logit order
+        "AudioSet's class names"
+        return audioset_labels()
