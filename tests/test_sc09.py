@@ -17,6 +17,7 @@ import json, os, pickle, subprocess, sys, zipfile
 import numpy as np, pytest, soundfile as sf, torch
 import refs
 from util import run
+from fad_pytorch.classifier_metrics import dir_logits
 from fad_pytorch.embedder import get_embedder
 from fad_pytorch.models import sc09 as S
 from fad_pytorch.weights import read_checkpoint
@@ -185,3 +186,6 @@ def test_fad_embed_cli_equals_reference(ref, ckpt, tmp_path):
         d = torch.load(out / f'{rel}.pt', weights_only=True)
         assert d['embeddings'].shape == (1, 1024) and d['logits'].shape == (1, 10) and d['times'].tolist() == [0.0], rel
         assert (d['embeddings'] - f_ref).abs().max() <= TOL and (d['logits'] - l_ref).abs().max() <= TOL, rel
+    names, rows = dir_logits(out)                                 # what the classifier metrics read: one row per file
+    assert names == ['nine/10.flac', 'zero/0.wav', 'zero/1.wav'] and rows.shape == (3, 10) and rows.dtype == torch.float64
+    assert torch.equal(rows[1], torch.load(out / 'zero/0.wav.pt', weights_only=True)['logits'][0].double())
