@@ -49,7 +49,7 @@ def build_parser(func, # a function with docments comments
             if default: flag, helptext = f'no-{flag}', f'do not: {helptext}'
         else: kw.update(type=_base_type(anno), metavar=name.upper())
         shown = f' (default: {default})' if default not in (None, False, True, '') else ''
-        p.add_argument(f"--{flag}", dest=name, default=default, help=helptext + shown, **kw)
+        p.add_argument(*([f"-{flag}"] if len(flag) == 1 else []), f"--{flag}", dest=name, default=default, help=helptext + shown, **kw)
         if '_' in name: p.add_argument(f"--{flag.replace('-', '_')}", dest=name, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kw)
     return p
 

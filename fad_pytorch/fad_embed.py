@@ -269,7 +269,7 @@ def embed_files(emb:Embedder, # a ready embedder
     for item in dl:
         rel = item['rel']
         if item['error']: bad(rel, item['error']); continue
-        wins, times = framing.cut(item['wav'], emb.sample_rate)
+        wins, times = framing.cut(emb.prepare(item['wav']), emb.sample_rate)
         f = PendingFile(rel, wins, times, item['seconds'], jobs[rel])
         if window is None or wins.shape[-1] != window:              # a whole file, or one shorter window: on its own
             try: f.outs.append(forward(wins, wins.shape[0] * wins.shape[1]))
@@ -436,6 +436,8 @@ def main(model:str, # embedder: a name ('vggish', 'pann', 'clap', 'openl3', 'log
     if model == 'list': print(list_models()); return
     try:
         if not dirs: raise ValueError("give at least one input directory (fad_embed MODEL DIR [DIR ...])")
+        if sample_rate is not None and not all(map(is_model_file, resolve_models(model))):
+            raise ValueError("--sample-rate is for model files (TorchScript / .pt2); a registered model has its own rate")
         exact_math()
         launch = launch_state(device)
         run = RunSettings(batch_size, default_workers() if num_workers is None else num_workers, on_error, hash, overwrite,

@@ -22,7 +22,7 @@ class Checkpoint:
     "A published weights file"
     file:str # canonical file name
     url:str # where the publisher serves it
-    sha256:str|None=None # full sha256, only when the publisher gives it (a mismatch is then an error)
+    sha256:str|None=None # sha256 where the publisher gives it, full or (as torch.hub file names do) its first hex digits; a mismatch is then an error
     size:int|None=None # size in bytes, when known (a mismatch is then an error)
     aliases:tuple=() # other names the same file goes by (e.g. URL-encoded, as browsers and other tools save it)
 
@@ -66,7 +66,7 @@ def verify_weights(path:Path, # a weights file
         raise WeightsError(f"{path}: {size} bytes, but {ckpt.file} is {ckpt.size} bytes: the file is truncated or not the "
                            f"published one. {fix}")
     sha = file_sha256(path)
-    if not custom and ckpt.sha256 is not None and sha != ckpt.sha256:
+    if not custom and ckpt.sha256 is not None and not sha.startswith(ckpt.sha256):
         raise WeightsError(f"{path}: checksum mismatch (sha256 {sha}, expected {ckpt.sha256}): the file is corrupted or "
                            f"not the published {ckpt.file}. {fix}")
     return sha
@@ -122,8 +122,10 @@ def fetch_weights(ckpt:Checkpoint, # the published file wanted
     if custom:
         if weights is None: raise WeightsError(f"--custom-weights needs --weights FILE: the custom file to load instead of {ckpt.file}")
         p = Path(weights)
-        if p.is_dir() and not (p := p / ckpt.file).is_file():
-            raise WeightsError(f"{weights}: with --custom-weights give the file itself, or a directory holding {ckpt.file}")
+        if p.is_dir():
+            found = [p / f for f in (ckpt.file, *ckpt.aliases) if (p / f).is_file()]
+            if not found: raise WeightsError(f"{weights}: with --custom-weights give the file itself, or a directory holding {ckpt.file}")
+            p = found[0]
         return p, verify_weights(p, ckpt, custom=True)
     for p in weights_search_path(weights):
         for cand in [p] if p.is_file() else [p / f for f in (ckpt.file, *ckpt.aliases)]:

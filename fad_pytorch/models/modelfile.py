@@ -4,7 +4,7 @@
 
 # %% ../../nbs/15_modelfile.ipynb #51b02589
 from __future__ import annotations
-import json, os, warnings
+import json, logging, os, warnings
 from pathlib import Path
 import torch
 from torch import nn, Tensor
@@ -40,7 +40,9 @@ def load_program(path:str|Path, # TorchScript file or torch.export program (.pt2
         return m, extra[META], None
     def export():
         extra = {META: ''}
-        ep = torch.export.load(path, extra_files=extra)
+        logging.disable(logging.WARNING)          # torch logs a traceback of its own for a file that is not a .pt2
+        try: ep = torch.export.load(path, extra_files=extra)
+        finally: logging.disable(logging.NOTSET)
         return ep.module(), extra[META], ep
     loaders = [('torch.export', export), ('TorchScript', jit)]
     if not path.endswith('.pt2'): loaders.reverse()

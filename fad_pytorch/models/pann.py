@@ -4,19 +4,18 @@
 
 # %% ../../nbs/11_pann.ipynb #ac5569d6
 from __future__ import annotations
-import csv
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from ..embedder import Embedder
 from ..weights import Checkpoint, load_state_dict_strict, read_checkpoint
+from .passt import audioset_labels
 
 # %% auto #0
 __all__ = ['ZENODO', 'PANN_VARIANTS', 'N_MELS', 'N_CLASSES', 'MIN_FRAMES', 'CHANNELS', 'PannVariant', 'min_samples', 'STFTConv',
-           'Spectrogram', 'LogMel', 'ConvBlock', 'audioset_labels', 'check_cnn14_state_dict', 'Cnn14']
+           'Spectrogram', 'LogMel', 'ConvBlock', 'check_cnn14_state_dict', 'Cnn14']
 
 # %% ../../nbs/11_pann.ipynb #8e000e4c
 @dataclass(frozen=True)
@@ -110,15 +109,6 @@ class ConvBlock(nn.Module):
         return F.avg_pool2d(x, pool) if pool > 1 else x
 
 CHANNELS = (64, 128, 256, 512, 1024, 2048) # output channels of conv_block1..6
-
-# %% ../../nbs/11_pann.ipynb #a7a90192
-def audioset_labels(column:str='display_name', # 'display_name' or 'mid' (the ontology id)
-                   ) -> list[str]: # 527 entries, in the order of the classifiers' outputs
-    "AudioSet's 527 class names (or ontology ids), from the package's copy of `class_labels_indices.csv`"
-    with resources.files('fad_pytorch').joinpath('data/audioset_labels.csv').open(newline='', encoding='utf-8') as f:
-        rows = list(csv.DictReader(f))
-    if [int(r['index']) for r in rows] != list(range(N_CLASSES)): raise RuntimeError("fad_pytorch/data/audioset_labels.csv is damaged: reinstall fad_pytorch")
-    return [r[column] for r in rows]
 
 # %% ../../nbs/11_pann.ipynb #afd60119
 def check_cnn14_state_dict(sd:dict, # the checkpoint's 'model' state dict
