@@ -211,7 +211,7 @@ def test_nan_and_mismatched_logits(tmp_path):
     with pytest.raises(ValueError, match=r"nan/b.wav.pt: its logits contain NaN or infinite values"):
         C.dir_logits(d)
     d = write_dir(tmp_path / 'mixed', {'a.wav': (torch.zeros(1, 4), torch.zeros(1, 3)), 'b.wav': (torch.zeros(1, 4), torch.zeros(1, 10))})
-    with pytest.raises(ValueError, match=r"mixed/b.wav.pt: 10 classes, but a.wav has 3: the directory mixes classifiers"):
+    with pytest.raises(ValueError, match=r"mixed/b.wav.pt: 10 classes, but a.wav has 3: the set mixes classifiers"):
         C.dir_logits(d)
     with pytest.raises(ValueError, match=r"eval logits: row 1 \(of 2\) contains NaN or infinite values"):
         C.mis(bad)
