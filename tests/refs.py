@@ -648,3 +648,113 @@ def save_mert_published(ref, d, safetensors:bool=False):
         torch.save({k.replace('parametrizations.weight.original0', 'weight_g').replace('parametrizations.weight.original1', 'weight_v'): v
                     for k, v in ref.state_dict().items()}, d / 'pytorch_model.bin')
     return d
+
+
+# ------------------------------------------------------------------ SaShiMi SC09 (reference code from ../shared/refenv/sashimi)
+
+def sashimi_refenv():
+    "The SaShiMi reference folder: $FAD_REFENV/sashimi, else shared/refenv/sashimi beside the repository (or a folder above it); None when absent"
+    from pathlib import Path
+    roots = [Path(os.environ['FAD_REFENV'])] if os.environ.get('FAD_REFENV') else \
+            [p / 'shared' / 'refenv' for p in Path(__file__).resolve().parents[1].parents]
+    return next((r / 'sashimi' for r in roots if (r / 'sashimi' / 'resnext.py').is_file()), None)
+
+
+def sashimi_modules():
+    """The reference `resnext`, `transforms_wav` and `metrics` modules. resnext.py is imported in place as `models.resnext`
+    (the package the SaShiMi training script imports it from), so a model saved whole names `models.resnext.*` in its
+    pickle, as the published resnext.pth does."""
+    import importlib.util
+    d = sashimi_refenv()
+    if d is None: raise FileNotFoundError("the SaShiMi reference code (shared/refenv/sashimi) is not here; set $FAD_REFENV")
+    if 'models' not in sys.modules:
+        pkg = types.ModuleType('models'); pkg.__path__ = [str(d)]; sys.modules['models'] = pkg
+    import models.resnext as R
+    out = [R]
+    for name in ('transforms_wav', 'metrics'):
+        key = f'sashimi_{name}'
+        if key not in sys.modules:
+            spec = importlib.util.spec_from_file_location(key, d / f'{name}.py')
+            sys.modules[key] = mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+        out.append(sys.modules[key])
+    return tuple(out)
+
+
+def digit_like(n:int, seed:int=0, seconds:float=1.0, sr:int=16000):
+    "`n` float32 clips that look a little like spoken digits: a voiced harmonic tone under a syllable envelope, breath noise"
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * sr))) / sr
+    out = []
+    for _ in range(n):
+        f0, mid, width = rng.uniform(90, 300), rng.uniform(0.25, 0.75) * seconds, rng.uniform(0.08, 0.2)
+        env = np.exp(-((t - mid) / width) ** 2)
+        formants = rng.uniform(300, 3000, 3)
+        y = sum(np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6.3)) * np.exp(-np.min(np.abs(f0 * h - formants)) / 400) / h
+                for h in range(1, 25) if f0 * h < sr / 2)
+        out.append((0.3 * y * env + 0.003 * rng.standard_normal(len(t))).astype(np.float32))
+    return out
+
+
+def sc09_ref_mel(y, sr:int=16000):
+    "The reference front end on one clip: FixAudioLength, ToMelSpectrogram(n_mels=32), ToTensor (float32 (32, 32))"
+    _, T, _ = sashimi_modules()
+    d = {'samples': y, 'sample_rate': sr}
+    for tr in (T.FixAudioLength(), T.ToMelSpectrogram(n_mels=32), T.ToTensor('mel_spectrogram', 'input')): d = tr(d)
+    return d['input']
+
+
+def sc09_ref_outputs(ref, clips):
+    "The reference model on the reference front end: (1024-d input of `classifier`, logits), as test_speech_commands.py reads them"
+    import torch
+    x = torch.stack([sc09_ref_mel(y) for y in clips])[:, None]
+    got = {}
+    def keep(m, i, o): got['f'] = i[0].detach().clone()               # returns None: the output stays as it is
+    h = ref.classifier.register_forward_hook(keep)
+    try:
+        with torch.inference_mode(): logits = ref(x)
+    finally: h.remove()
+    return got['f'], logits
+
+
+def sc09_ref(seed:int=0):
+    """SaShiMi's CifarResNeXt(nlabels=10, in_channels=1) with seeded weights: He-scaled convolutions, random BatchNorm
+    affine parameters, and BatchNorm statistics measured on digit-like mel images (a forward pass in training mode with
+    cumulative averages), so that every layer's activations are O(1) as in a trained network"""
+    import warnings, torch
+    R, _, _ = sashimi_modules()
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*kaiming_normal')     # resnext.py calls the deprecated initialiser
+        m = R.CifarResNeXt(nlabels=10, in_channels=1)
+    g = torch.Generator().manual_seed(seed)
+    bns = [b for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for b in m.modules():
+            if isinstance(b, torch.nn.Conv2d): b.weight.copy_(torch.randn(b.weight.shape, generator=g) * (2.0 / b.weight[0].numel()) ** 0.5)
+            elif isinstance(b, torch.nn.Linear):
+                b.weight.copy_(torch.randn(b.weight.shape, generator=g) * b.weight.shape[1] ** -0.5)
+                b.bias.copy_(0.1 * torch.randn(b.bias.shape, generator=g))
+        for b in bns:
+            b.weight.copy_(0.5 + torch.rand(b.num_features, generator=g)); b.bias.copy_(0.2 * torch.randn(b.num_features, generator=g))
+            b.reset_running_stats(); b.momentum = None
+        cal = torch.stack([sc09_ref_mel(y) for y in digit_like(24, seed=1000 + seed)])[:, None]
+        m.train(); m(cal); m.eval()
+    for b in bns: b.momentum = 0.1
+    return m
+
+
+def save_sc09_file(model, path, cuda_tags:bool=True, **save_kw):
+    """Write a model as SaShiMi's train_speech_commands.py writes resnext.pth: `torch.save(DataParallel(model), path)`, the
+    whole object pickled. As on the GPU machine it was trained on: DataParallel's device attributes (device_ids [0],
+    output_device 0, src_device_obj cuda:0) and, with `cuda_tags`, every tensor storage tagged 'cuda:0' (torch's
+    location tag is patched while saving, so no GPU is needed)"""
+    import torch, torch.serialization as S
+    dp = torch.nn.DataParallel(model)
+    dp.device_ids, dp.output_device, dp.src_device_obj, dp.dim = [0], 0, torch.device('cuda', 0), 0
+    dp.eval()
+    tag = S.location_tag
+    if cuda_tags: S.location_tag = lambda storage: 'cuda:0'
+    try: torch.save(dp, path, **save_kw)
+    finally: S.location_tag = tag
+    return path
