@@ -118,7 +118,7 @@ def test_unknown_or_mistyped_options_are_clear_errors(tmp_path):
 # 5. fad_embed list was wrong for variants ----------------------------------------------------------------------------
 def test_list_shows_each_variants_rate_dim_and_framing():
     out = run('fad_embed', 'list').stdout
-    assert 'pann:32k  32000 Hz, dim 2048, 10 s windows every 10 s (pad end, short whole)' in out
+    assert 'pann:32k  32000 Hz, dim 2048, 527 class logits, 10 s windows every 10 s (pad end, short whole)' in out
     assert 'pann:8k  8000 Hz, dim 2048' in out
     assert 'openl3:mel128_env_6144  48000 Hz, dim 6144, 1 s windows every 0.1 s (pad zero, short zero, centred)' in out
     assert 'openl3:mel256_music_512  48000 Hz, dim 512' in out

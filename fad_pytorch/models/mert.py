@@ -362,7 +362,7 @@ class Mert(Embedder):
             raise ValueError(f"mert needs windows of at least {self.model.cfg.receptive_field / self.sample_rate:g} s, not {window} s")
         return w, h
 
-    def prepare(self,
+    def model_input(self,
                 x:Tensor, # windows (batch, 1, samples) at 24 kHz
                ) -> Tensor: # the model's input (batch, samples): cut to `max_seconds`, normalised per window
         "What the network sees: each window cut to `max_seconds` (with a warning), zero mean and unit variance"
@@ -379,13 +379,13 @@ class Mert(Embedder):
                       x:Tensor, # windows (batch, 1, samples) at 24 kHz
                      ) -> list[Tensor]: # every hidden state (batch, frames, dim), 0 … num_hidden_layers
         "All hidden states of each window, unpooled"
-        return self.model.hidden_states(self.prepare(x))
+        return self.model.hidden_states(self.model_input(x))
 
     def forward(self,
                 x:Tensor, # windows (batch, 1, samples) at 24 kHz, at least 400 samples
                ) -> Tensor: # (batch, frames, dim) with pool='none', else (batch, dim)
         "The chosen hidden state of each window, per frame or pooled"
-        h = self.model(self.prepare(x), self.layer)
+        h = self.model(self.model_input(x), self.layer)
         return h if self.pool == 'none' else h.mean(1) if self.pool == 'mean' else h.amax(1)
 
 def _config_or_none(path):
