@@ -12,7 +12,7 @@ from torch import Tensor
 from .audio import find_audio
 from .embdir import MANIFEST, config_id
 from .weights import cache_dir
-from .metrics import Side, MetricSettings, MetricInputError, read_side, matrix_side, compare
+from .metrics import Side, MetricSettings, MetricInputError, read_side, matrix_side, compare, parse_metrics
 from .uncertainty import UncertaintySettings, assess
 from .fad_embed import Choices, RunSettings, load_model, settings_for, embed_provenance, embed_dir
 
@@ -60,6 +60,8 @@ def calculate_metrics(input1, # evaluated (generated) set: embedding directory, 
                       kad:bool=False, # kernel audio distance (kadtk's, ×100)
                       kid:bool=False, # kernel inception distance (torch-fidelity's)
                       prc:bool=False, # precision, recall, F-score (torch-fidelity's)
+                      isc:bool=False, # Inception Score of input1's classifier logits (torch-fidelity's; embeddings made with --logits)
+                      metrics:str|tuple=(), # more metrics by name: 'is_sashimi', 'mis', 'am', 'ndb', 'kl_ref_gen', ... (see `metrics.METRICS`)
                       model:str|None=None, # embed audio directories with this model: a registry spec ('vggish', 'clap:630k-best') or a model file
                       weights:str|None=None, # the model's weights file or directory
                       opts:dict|None=None, # the model's options
@@ -71,7 +73,8 @@ def calculate_metrics(input1, # evaluated (generated) set: embedding directory, 
                       uncertainty:UncertaintySettings|None=None, # FAD∞/KAD∞, bootstrap intervals, sample-size matching (None: none)
                      ) -> dict: # `metrics.compare`'s dict: the metrics' keys, 'real' (input2), 'fake' (input1), ... (and `uncertainty`'s keys)
     "Metrics between two sets, in torch-fidelity's shape (input1: evaluated, input2: reference)"
-    names = tuple(n for n, on in (('fad', fad), ('kad', kad), ('kid', kid), ('prc', prc)) if on)
+    extra = parse_metrics(metrics) if metrics else ()
+    names = tuple(n for n, on in (('fad', fad), ('kad', kad), ('kid', kid), ('prc', prc), ('is', isc)) if on) + extra
     if not names: raise MetricInputError("no metric asked for: set fad=True, kad=True, kid=True or prc=True")
     emb = load_model(model, weights, opts, device=device) if model else None
     run = RunSettings(num_workers=0 if os.cpu_count() == 1 else 1, progress=verbose)
