@@ -250,7 +250,7 @@ def main(real:str, # reference set: an embedding directory (from fad_embed, or f
          force:bool=False, # compare even when the sides were embedded differently (prints a warning)
          key:str=None, # model key inside fadtk .npz statistics files that hold several models (e.g. vggish)
          device:str='cpu', # where to compute: cpu, cuda, cuda:1, ...
-         seed:int=None, # seed of every random choice (KID subsets, KAD's median subsample; default: each metric's own, KID 2020 as torch-fidelity)
+         seed:int=None, # seed of every random choice (KID subsets, KAD's median subsample, IS splits, FAD∞ subsets, bootstrap replicates, --match-n; default: each metric's own, KID and the resampling 2020)
          kad_kernel:str='gaussian', # KAD kernel: gaussian, iq, imq
          kad_bandwidth:float=None, # KAD kernel bandwidth σ (default: the median pairwise distance of the reference set)
          kad_bandwidth_from:str='reference', # where the median bandwidth comes from: reference (the paper's definition) or eval (kadtk 1.1.0's code)
@@ -278,7 +278,7 @@ def main(real:str, # reference set: an embedding directory (from fad_embed, or f
          match_n:bool=False, # subsample (seeded) the larger side to the smaller one's number of files, so that scores of sets of different sizes compare
          per_file:str=None, # write each evaluated file's own FAD against the reference to this CSV (fadtk's per-song FAD)
         ):
-    "Distances between a reference set (REAL) and one or more evaluated sets (FAKE ...): FAD by default; KAD, KID, precision/recall with --metrics. One set: the score on stdout, details on stderr; several: a table."
+    "Distances between a reference set (REAL) and one or more evaluated sets (FAKE ...): FAD by default; KAD, KID, precision/recall with --metrics. One set: the score on stdout, details on stderr; several: a table. How sure the number is: --inf (FAD∞), --per-file, --bootstrap (intervals), --compare (A vs B), --match-n; files are the resampling unit."
     if not fake: sys.exit(fail('fad_score', ValueError("give an evaluated set: fad_score REAL FAKE [FAKE ...]")))
     try:
         names = parse_metrics(metrics)
