@@ -10,10 +10,12 @@ from .cli import script, show_warnings_plainly, fail
 from .embdir import save_stats
 from .metrics import (Side, MetricSettings, MetricInputError, ProvenanceError, read_side, compare, parse_metrics,
                                  METRICS)
+from .uncertainty import (UncertaintySettings, InfSettings, BootstrapSettings, SEED, RESAMPLED, INF_SETTINGS_KEYS,
+                                     BOOTSTRAP_KEYS, MATCH_KEYS, inf_keys, ci_keys, assess, compare_systems, per_file_fad, per_file_csv)
 
 # %% auto #0
 __all__ = ['eval_sides', 'score_many', 'score', 'calc_score', 'results_table', 'results_csv', 'json_ready', 'metric_settings',
-           'run_score', 'main', 'stats_of', 'stats_main']
+           'uncertainty_settings', 'describe_extras', 'comparison_lines', 'run_score', 'main', 'stats_of', 'stats_main']
 
 # %% ../nbs/42_fad_score.ipynb #bcfb34fd
 def eval_sides(paths:list, # evaluated sets: embedding directories or statistics files
@@ -41,11 +43,18 @@ def score_many(real:str|Path, # reference: embedding directory or statistics fil
                key:str|None=None, # model key for fadtk `.npz` files
                device:str='cpu', # where to compute ('cuda' works)
                progress:bool=False, # progress bars while reading
-              ) -> dict: # 'reference' (the side), 'results' (one `metrics.compare` dict per set), 'sides'
+               uncertainty:UncertaintySettings|None=None, # FAD∞, bootstrap intervals, sample-size matching (None: none)
+               compare_ab:bool=False, # two evaluated sets A and B: bootstrap FAD(A) − FAD(B)
+              ) -> dict: # 'reference' (the side), 'results' (one `metrics.compare` dict per set), 'sides'; with `compare_ab` also 'comparison'
     "Metrics of each evaluated set against one reference, read once"
     ref = read_side(real, key, device, progress)
     sides = eval_sides(list(evals), per_subdir, key, device, progress)
-    results = [compare(ref, s, parse_metrics(metrics), settings, force) for s in sides]
+    names = parse_metrics(metrics)
+    if compare_ab:
+        if len(sides) != 2: raise MetricInputError(f"--compare needs exactly two evaluated sets A and B (fad_score REF A B --compare), got {len(sides)}")
+        cmp = compare_systems(ref, sides[0], sides[1], names, settings, uncertainty or UncertaintySettings(), force)
+        return {'reference': ref.describe(), 'results': [cmp['a'], cmp['b']], 'comparison': cmp, 'sides': (ref, sides)}
+    results = [assess(ref, s, names, settings, uncertainty, force) if uncertainty else compare(ref, s, names, settings, force) for s in sides]
     return {'reference': ref.describe(), 'results': results, 'sides': (ref, sides)}
 
 def score(real:str|Path, # reference: embedding directory or `.npz` statistics file
@@ -74,10 +83,12 @@ def _main_keys(res:dict) -> list[str]:
     return [k for k, v in res.items() if k not in skip and (v is None or isinstance(v, (int, float, str, bool)))]
 
 def results_table(results:list[dict]) -> str:
-    "A plain-text table, one row per evaluated set"
+    "A plain-text table, one row per evaluated set (with the reference's files and frames when --match-n made them differ)"
     keys = [k for k in _main_keys(results[0]) if isinstance(results[0][k], float)]
-    head = ['set', 'files', 'frames'] + keys
-    rows = [[r['fake']['path'], str(r['fake']['files']), str(r['fake']['n'])] + [f"{r[k]:.6g}" for k in keys] for r in results]
+    refcols = 'match_n' in results[0]
+    head = ['set', 'files', 'frames'] + (['ref_files', 'ref_frames'] if refcols else []) + keys
+    rows = [[r['fake']['path'], str(r['fake']['files']), str(r['fake']['n'])] + ([str(r['real']['files']), str(r['real']['n'])] if refcols else [])
+            + ['' if r[k] is None else f"{r[k]:.6g}" for k in keys] for r in results]
     w = [max(len(x) for x in col) for col in zip(head, *rows)]
     return '\n'.join('  '.join(x.ljust(n) for x, n in zip(row, w)).rstrip() for row in [head] + rows)
 
@@ -119,6 +130,56 @@ def metric_settings(kad_kernel:str='gaussian', kad_bandwidth:float|None=None, ka
                           ClassifierSettings(reduce=logits_reduce, order=order, kl_eps=kl_eps,
                                              **({} if seed is None else {'is_sashimi_seed': seed})))
 
+def uncertainty_settings(inf:bool=False, inf_steps:int=25, inf_min_n:int|None=None, resample_unit:str='files', bootstrap:int|None=None,
+                         ci:float=0.95, ci_method:str='bias-corrected', bootstrap_side:str='both', compare:bool=False, match_n:bool=False,
+                         seed:int|None=None, device:str='cpu') -> UncertaintySettings|None:
+    "The uncertainty settings from command-line values (None: nothing asked for); bad values raise a `ValueError` naming the option"
+    sd = SEED if seed is None else seed
+    b = BootstrapSettings(replicates=1000 if bootstrap is None else bootstrap, level=ci, side=bootstrap_side, unit=resample_unit,
+                          method=ci_method, seed=sd, device=device)          # checked even when not used: a bad value is an error
+    i = InfSettings(steps=inf_steps, min_n=inf_min_n, unit=resample_unit, seed=sd)
+    if not (inf or bootstrap is not None or compare or match_n): return None
+    return UncertaintySettings(inf=i if inf else None, bootstrap=b if bootstrap is not None or compare else None, match_n=match_n, seed=sd)
+
+# %% ../nbs/42_fad_score.ipynb #e8dd5b55
+def _fmt_interval(r:dict, m:str) -> str:
+    "'95 % interval [lo, hi]' of one metric of a result"
+    return f"{100 * r['ci_level']:g} % interval [{r[m + '_ci_low']:.6g}, {r[m + '_ci_high']:.6g}]"
+
+def describe_extras(r:dict) -> list[str]:
+    "Human lines for FAD∞/KAD∞, intervals and matching in a result (empty when none was asked for)"
+    out = []
+    if 'match_n' in r: out.append(f"--match-n: {r['match_n']} files a side (seed {r['match_n_seed']}; the reference had {r['real'].get('files_total', r['real']['files'])}, "
+                                  f"the evaluated set {r['fake'].get('files_total', r['fake']['files'])})")
+    for m in RESAMPLED:
+        if f'{m}_inf' in r:
+            r2 = 'n/a' if r[f'{m}_inf_r2'] is None else f"{r[f'{m}_inf_r2']:.4f}"
+            out.append(f"{m}_inf {r[f'{m}_inf']:.6g} (slope {r[f'{m}_inf_slope']:.4g}, r² {r2}; {r['inf_steps']} subsets of "
+                       f"{r['inf_min_n']} to {r[f'{m}_inf_points'][-1][0]} {r['inf_unit']}, seed {r['inf_seed']})")
+        if f'{m}_ci_low' in r:
+            out.append(f"{m} {r[m]:.6g}, {_fmt_interval(r, m)} ({r['ci_method']} bootstrap, {r['bootstrap_replicates']} replicates of the "
+                       f"{r['bootstrap_unit']} of {'both sides' if r['bootstrap_side'] == 'both' else 'the evaluated set'}, seed {r['bootstrap_seed']}); "
+                       f"bias-corrected {r[f'{m}_bias_corrected']:.6g}")
+    return out
+
+def _extra_keys(r:dict) -> set:
+    "Keys that `describe_extras` already prints"
+    return {*INF_SETTINGS_KEYS, *BOOTSTRAP_KEYS, *MATCH_KEYS, *[k for m in RESAMPLED for k in (*inf_keys(m), *ci_keys(m))]}
+
+def comparison_lines(c:dict) -> list[str]:
+    "The A-vs-B verdict, one line per resampled metric, then each side's scores and sizes"
+    a, b = c['a'], c['b']
+    lines = []
+    for m in RESAMPLED:
+        if f'{m}_diff' not in c: continue
+        lines.append(f"{m}(A) - {m}(B) = {c[m + '_diff']:.6g}, {100 * c['ci_level']:g} % interval [{c[m + '_diff_ci_low']:.6g}, "
+                     f"{c[m + '_diff_ci_high']:.6g}]; A better in {100 * c[m + '_a_better']:.1f} % of {c['bootstrap_replicates']} replicates ({c['pairing']})")
+    for name, r in (('A', a), ('B', b)):
+        lines.append(f"  {name} = {r['fake']['path']}: " + ', '.join(f"{m} {r[m]:.6g} {_fmt_interval(r, m)}" for m in RESAMPLED if f'{m}_ci_low' in r)
+                     + f"; {r['fake']['files']} files, {r['fake']['n']} frames")
+    return lines + [f"  reference = {a['real']['path']}: {a['real']['files']} files, {a['real']['n']} frames"]
+
+# %% ../nbs/42_fad_score.ipynb #5d7097f4
 def run_score(real:str, # reference
               evals:list, # evaluated sets
               metrics:str='fad', # metric names
@@ -130,11 +191,15 @@ def run_score(real:str, # reference
               key:str|None=None, # fadtk model key
               per_subdir:bool=False, # split evaluated sets by subdirectory
               device:str='cpu', # where to compute
+              uncertainty:UncertaintySettings|None=None, # FAD∞, intervals, matching (None: none)
+              compare_ab:bool=False, # A vs B: bootstrap the difference of the two evaluated sets' scores
+              per_file_path:str|None=None, # write each evaluated file's FAD to this CSV
              ) -> int: # exit code
     "What `fad_score` does, as a function: compute, print, write, return the exit code"
     show_warnings_plainly()
     try:
-        out = score_many(real, evals, metrics, settings, force, per_subdir, key, device, sys.stderr.isatty())
+        if compare_ab and csv_path: raise MetricInputError("--csv writes one row per set; with --compare use --json for the whole result")
+        out = score_many(real, evals, metrics, settings, force, per_subdir, key, device, sys.stderr.isatty(), uncertainty, compare_ab)
         results, (ref, sides) = out['results'], out['sides']
         if save_stats_to:
             single = len(sides) == 1
@@ -143,8 +208,20 @@ def run_score(real:str, # reference
                 if st is None: print(f"warning: {s.path} has no sample count; its statistics are not saved", file=sys.stderr); continue
                 p = f"{save_stats_to}_{name}.npz"; save_stats(p, st, s.provenance); print(f"saved {p}", file=sys.stderr)
         if csv_path: Path(csv_path).write_text(results_csv(results)); print(f"saved {csv_path}", file=sys.stderr)
+        if per_file_path:
+            rows = [(s.path, per_file_fad(ref, s)) for s in sides]
+            Path(per_file_path).write_text(per_file_csv(rows))
+            short = sum(r['fad'] is None for _, rs in rows for r in rs)
+            print(f"saved {per_file_path}: {sum(len(rs) for _, rs in rows)} files" + (f", {short} of them without a FAD (see 'note')" if short else ''), file=sys.stderr)
     except (ValueError, FileNotFoundError) as e: return fail('fad_score', e)
-    if json_out:
+    if compare_ab:
+        c = out['comparison']
+        if json_out: print(json.dumps(json_ready({'reference': out['reference'], **c}), indent=1))
+        else:
+            print('\n'.join(comparison_lines(c)))
+            print("paired resampling: A and B hold the same file names, drawn together" if c['pairing'] == 'paired' else
+                  "unpaired resampling: A and B do not hold the same file names, drawn independently", file=sys.stderr)
+    elif json_out:
         obj = json_ready(results[0]) if len(results) == 1 else json_ready({'reference': out['reference'], 'results': results})
         print(json.dumps(obj, indent=1))
     elif len(results) == 1:
@@ -153,8 +230,10 @@ def run_score(real:str, # reference
         if 'fad' in r: print(f"mean term {r['mean_term']:.6g}, trace term {r['trace_term']:.6g}; ", end='', file=sys.stderr)
         print(f"n = {r['real']['n']} vs {r['fake']['n']} frames ({r['real']['files']} vs {r['fake']['files']} files), dim {r['real']['dim']}",
               file=sys.stderr)
+        extra = _extra_keys(r)
+        for line in describe_extras(r): print(line, file=sys.stderr)
         for k in _main_keys(r):
-            if k != main and k not in ('fad', 'mean_term', 'trace_term', 'trace_sqrt'): print(f"{k} {r[k]}", file=sys.stderr)
+            if k != main and k not in ('fad', 'mean_term', 'trace_term', 'trace_sqrt') and k not in extra: print(f"{k} {r[k]}", file=sys.stderr)
     else:
         print(f"reference {ref.path}: {ref.describe()['files']} files, {ref.n} frames, dim {ref.dim}", file=sys.stderr)
         print(results_table(results))
@@ -171,7 +250,7 @@ def main(real:str, # reference set: an embedding directory (from fad_embed, or f
          force:bool=False, # compare even when the sides were embedded differently (prints a warning)
          key:str=None, # model key inside fadtk .npz statistics files that hold several models (e.g. vggish)
          device:str='cpu', # where to compute: cpu, cuda, cuda:1, ...
-         seed:int=None, # seed of every random choice (KID subsets, KAD's median subsample; default: each metric's own, KID 2020 as torch-fidelity)
+         seed:int=None, # seed of every random choice (KID subsets, KAD's median subsample, IS splits, FAD∞ subsets, bootstrap replicates, --match-n; default: each metric's own, KID and the resampling 2020)
          kad_kernel:str='gaussian', # KAD kernel: gaussian, iq, imq
          kad_bandwidth:float=None, # KAD kernel bandwidth σ (default: the median pairwise distance of the reference set)
          kad_bandwidth_from:str='reference', # where the median bandwidth comes from: reference (the paper's definition) or eval (kadtk 1.1.0's code)
@@ -187,16 +266,29 @@ def main(real:str, # reference set: an embedding directory (from fad_embed, or f
          logits_reduce:str='mean', # classifier metrics: a file's window logits become one row by their mean or max
          order:str='sorted', # classifier metrics' seeded draws: files sorted by path, or 'sashimi' (class folders zero..nine, natural order)
          kl_eps:float=0.0, # KL: 0 = exact; 1e-6 reproduces audioldm_eval's and stable-audio-metrics' numbers
+         inf:bool=False, # also FAD∞ (and KAD∞ with --metrics kad): the score on subsets of growing size, extrapolated as a + b/n (fadtk's FAD-inf, over files)
+         inf_steps:int=25, # FAD∞: number of subset sizes
+         inf_min_n:int=None, # FAD∞: the smallest subset (default: a quarter of the files; 500 frames with --resample-unit frames, as fadtk)
+         resample_unit:str='files', # what FAD∞ and the bootstrap draw: files (whole files with their frames) or frames (single frames with replacement: fadtk's FAD∞)
+         bootstrap:int=None, # bootstrap confidence intervals for FAD and KAD from this many replicates (e.g. 1000; at least 10)
+         ci:float=0.95, # confidence level of the intervals
+         ci_method:str='bias-corrected', # interval: bias-corrected (the percentile interval re-centred on the bias-corrected estimate; it covers), percentile or basic
+         bootstrap_side:str='both', # resample the files of both sides, or of the evaluated set only (eval: the reference may be a statistics file)
+         compare:bool=False, # with two evaluated sets A and B: FAD(A) - FAD(B) with its bootstrap interval and the share of replicates in which A is better (paired when A and B hold the same file names)
+         match_n:bool=False, # subsample (seeded) the larger side to the smaller one's number of files, so that scores of sets of different sizes compare
+         per_file:str=None, # write each evaluated file's own FAD against the reference to this CSV (fadtk's per-song FAD)
         ):
-    "Distances between a reference set (REAL) and one or more evaluated sets (FAKE ...): FAD by default; KAD, KID, precision/recall with --metrics. One set: the score on stdout, details on stderr; several: a table."
+    "Distances between a reference set (REAL) and one or more evaluated sets (FAKE ...): FAD by default; KAD, KID, precision/recall with --metrics. One set: the score on stdout, details on stderr; several: a table. How sure the number is: --inf (FAD∞), --per-file, --bootstrap (intervals), --compare (A vs B), --match-n; files are the resampling unit."
     if not fake: sys.exit(fail('fad_score', ValueError("give an evaluated set: fad_score REAL FAKE [FAKE ...]")))
     try:
         names = parse_metrics(metrics)
         settings = MetricSettings() if names == ('fad',) else metric_settings(kad_kernel, kad_bandwidth, kad_bandwidth_from,
                    kid_subsets, kid_subset_size, kid_kernel, kid_estimator, prc_k, seed, device, is_splits, mis_pairs, ndb_bins,
                    ndb_n_init, logits_reduce, order, kl_eps)
+        unc = uncertainty_settings(inf, inf_steps, inf_min_n, resample_unit, bootstrap, ci, ci_method, bootstrap_side, compare, match_n, seed, device)
+        if compare and len(fake) < 2 and not per_subdir: raise ValueError("--compare needs two evaluated sets: fad_score REF A B --compare")
     except ValueError as e: sys.exit(fail('fad_score', e))
-    sys.exit(run_score(real, list(fake), metrics, settings, json, csv, save_stats, force, key, per_subdir, device))
+    sys.exit(run_score(real, list(fake), metrics, settings, json, csv, save_stats, force, key, per_subdir, device, unc, compare, per_file))
 
 # %% ../nbs/42_fad_score.ipynb #4699b8fb
 def stats_of(path:str|Path, # an embedding directory (or a statistics file)

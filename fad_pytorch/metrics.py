@@ -40,6 +40,7 @@ class Side:
     _stats:Stats|None=None # statistics, once known
     _moments:tuple|None=None # (mu, sigma) of a statistics file without a count
     _per_file:list|None=None # [(rel, embeddings)] once read
+    files_total:int|None=None # when the side is a seeded selection of a set's files: how many files the set has
     _logits:dict=field(default_factory=dict) # {reduce: (names, file-level logits)} once read
 
     def per_file(self) -> list[tuple[str, Tensor]]: # (relative path, float32 (frames, dim)) in order
@@ -61,7 +62,7 @@ class Side:
     def stats(self) -> Stats|None: # None for a statistics file without a sample count
         "Sufficient statistics: from the cache, the per-file embeddings already read, or one streaming pass"
         if self._stats is None and self.files is not None:
-            if self._per_file is not None: self._stats = stream_stats(self._per_file, self.device)
+            if self._per_file is not None or self.files_total is not None: self._stats = stream_stats(self.per_file(), self.device)
             else: self._stats = dir_to_stats(self.path, self.device, progress=self.progress)[0]
         return self._stats
 
@@ -95,14 +96,25 @@ class Side:
         return Side(f"{self.path}/{prefix}", self.kind, self.provenance, self.dim, files, self.device, self.progress, _per_file=per,
                     _stats=None if per is None else stream_stats(per, self.device))
 
+    def select(self, rels) -> Side: # relative paths of files of this side
+        "The same set restricted to some of its files (kept in the documented order); its statistics come from those files"
+        if self.files is None: raise MetricInputError(f"{self.path}: a statistics file has no files to select from")
+        keep = set(rels)
+        if not keep <= set(self.files): raise MetricInputError(f"{self.path}: no such file(s): {', '.join(sorted(keep - set(self.files))[:3])}")
+        files = {r: p for r, p in self.files.items() if r in keep}
+        per = None if self._per_file is None else [(r, e) for r, e in self._per_file if r in keep]
+        return Side(self.path, self.kind, self.provenance, self.dim, files, self.device, self.progress, _per_file=per,
+                    files_total=self.files_total or len(self.files))
+
     def subdirs(self) -> list[str]: # immediate subdirectories holding files, sorted
         "The first path components of the set's files"
         return sorted({r.split('/', 1)[0] for r in (self.files or {}) if '/' in r})
 
-    def describe(self) -> dict: # 'path', 'kind', 'files', 'n' (frames), 'dim', 'provenance'
+    def describe(self) -> dict: # 'path', 'kind', 'files', 'n' (frames), 'dim', 'provenance' (and 'files_total' for a selection)
         "What this side was, for results"
-        return {'path': self.path, 'kind': self.kind, 'files': None if self.files is None else len(self.files), 'n': self.n,
-                'dim': self.dim, 'provenance': self.provenance}
+        d = {'path': self.path, 'kind': self.kind, 'files': None if self.files is None else len(self.files), 'n': self.n,
+             'dim': self.dim, 'provenance': self.provenance}
+        return d if self.files_total is None else {**d, 'files_total': self.files_total}
 
 def read_side(path:str|Path, # embedding directory or `.npz` statistics file
               key:str|None=None, # model key for fadtk `.npz` files holding several models
