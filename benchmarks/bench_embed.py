@@ -9,14 +9,18 @@ embedded per wall-second:
                      Cnn14 in the 16 kHz configuration on the same 10 s windows; OpenL3: torchopenl3's mel256/512 model
                      on the same 1 s windows, in its batches of 32; CLAP: laion_clap's
                      get_audio_embedding_from_data on the same 10 s windows; PaSST: hear21passt's PasstBasicWrapper,
-                     front end included, on the same 10 s windows)
+                     front end included, on the same 10 s windows; MERT-95M: the reference MERTModel (refenv/mert on
+                     transformers' HuBERT) on the same whole files, normalised by its Wav2Vec2FeatureExtractor
+                     beforehand, all 13 hidden states as fadtk asks for them)
   (b) reference tool path, as the tools run it, file by file: decode, resample, embed (in memory, nothing written)
                      VGGish: torchvggish waveform_to_examples (resampy inside) + VGG, one waveform at a time, as
                      fad_pytorch 0.0.6 calls it; PANN: frechet-audio-distance style, resampy to 16 kHz, whole file
                      per forward; OpenL3: torchopenl3.get_audio_embedding (resampy to 48 kHz, centred, hop 0.1 s)
                      CLAP: laion_clap on the same 10 s windows after soxr HQ to 48 kHz (its own file path crops one
                      10 s window per file at random); PaSST: stable-audio-metrics' passt_kld (soxr HQ to 32 kHz,
-                     peak -1 dB, 10 s windows every 5 s, one forward per window)
+                     peak -1 dB, 10 s windows every 5 s, one forward per window); MERT: fadtk's
+                     MERTModel._get_embedding per whole file (processor + forward + layer 12) after soxr HQ to 24 kHz
+                     (fadtk's torchaudio resampler and 16-bit round trip left out)
   (c) ours end to end: the `fad_embed` program (decode -> resample -> embed -> write .pt files and a manifest), 1
                      process and 2 processes (torchrun), the --threads shared among the processes; with --threads 2
                      also 1 process of 1 thread, so that "2 processes / 1 process of 1 thread" shows how the work
@@ -35,7 +39,9 @@ Add a model by adding a `ModelBench` to `MODELS` (see the entries below). OpenL3
 of audio (hop 0.1 s, ~0.3 s of CPU each): give it fewer files (`--models openl3 --files 2 --seconds 10`);
 benchmarks/bench_openl3.py has more OpenL3 rows (fast=True, other hops, CPU times).
 
-Usage: python benchmarks/bench_embed.py [--models vggish pann clap openl3 passt] [--files 12] [--seconds 30] [--repeat 2] [--threads 2]
+MERT (MERT-v1-95M) embeds whole files (attention over all of a file's frames): give it files of the lengths you evaluate.
+
+Usage: python benchmarks/bench_embed.py [--models vggish pann clap openl3 passt mert] [--files 12] [--seconds 30] [--repeat 2] [--threads 2]
        [--no-e2e] [--keep DIR] [--json FILE]
 """
 from __future__ import annotations
@@ -195,6 +201,23 @@ def passt_tool_path(ref, paths):
             with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()): ref(w[None])
 
 
+def mert_ref_inputs(emb, wavs):
+    "The reference preprocessor's output (normalised input_values, attention mask) for the engine's whole files, 4 per call"
+    fe = refs.mert_feature_extractor()
+    return [fe([w[0].numpy() for w in b], sampling_rate=24000, return_tensors='pt') for b in batches(windows(emb, wavs), emb.micro_batch)]
+
+
+def mert_tool_path(ref, paths):
+    "fadtk's MERT loader per file: soundfile float32, mono mean, soxr HQ to 24 kHz, _get_embedding (whole file, layer 12)"
+    import soxr
+    from fadtk.model_loader import MERTModel
+    ml = MERTModel(layer=12)
+    ml.model, ml.processor, ml.device = ref, refs.mert_feature_extractor(), torch.device('cpu')
+    for p in paths:
+        x, sr = sf.read(p, dtype='float32')
+        with torch.no_grad(): ml._get_embedding(soxr.resample(x.mean(axis=1), sr, 24000, quality='HQ'))
+
+
 def openl3_ref_inputs(emb, wavs):
     "The engine's 1 s windows (centred, hop 0.1 s, as torchopenl3 frames them), in torchopenl3's batches of 32"
     return batches(windows(emb, wavs), 32)
@@ -239,6 +262,11 @@ MODELS = {
         ref_inputs=lambda emb, wavs: [b[:, 0] for b in batches(windows(emb, wavs), emb.micro_batch)],
         ref_forward=passt_ref_forward, tool_path=passt_tool_path, custom_weights=True,
         tool_name='stable-audio-metrics passt_kld style: soxr HQ, peak -1 dB, 10 s windows every 5 s, one forward each'),
+    'mert': ModelBench(                        # two files (config.json, pytorch_model.bin): the weights are a directory
+        spec='mert', reference=lambda: refs.mert_ref('mert_base', seed=0),
+        save_weights=lambda ref, d: refs.save_mert_published(ref, d / 'MERT-v1-95M'),
+        ref_inputs=mert_ref_inputs, ref_forward=lambda ref, xs: [ref(**x, output_hidden_states=True) for x in xs],
+        tool_path=mert_tool_path, tool_name="fadtk MERTModel._get_embedding per whole file (soxr HQ to 24 kHz)"),
 }
 
 

@@ -5,7 +5,8 @@ on the same feature matrices (CPU), then KAD on a large set (peak memory and tim
         vs kadtk `calc_kernel_audio_distance(bandwidth=None)` at its default float32 and at float64 (dense n×n matrices)
   KID   ours `kid` (float64) vs torch-fidelity `kid_features_to_metric` (NumPy at the input dtype: float32 features,
         and float64), both at torch-fidelity's defaults (100 subsets of 1000, poly kernel)
-  PRC   ours `precision_recall` (float64, tiles) vs torch-fidelity `prc_features_to_metric` (float32 cdist, full)
+  PRC   ours `precision_recall` (float64, tiles) vs torch-fidelity `prc_features_to_metric` (float32 cdist, full), on
+        a third set from the reference's distribution
   big   ours `kad` with default settings on --big-n rows a side, in a fresh process: wall time and peak RSS
 
 Each row prints the time (best of --repeat), the ratio reference/ours and the relative difference of the values.
@@ -59,6 +60,7 @@ def side_by_side(n, dim, repeat):
     for dt in (torch.float32, torch.float64):
         t_r, r = best(lambda: tf_kid.kid_features_to_metric(ev.to(dt), ref.to(dt), verbose=False)[tf_kid.KEY_METRIC_KID_MEAN], repeat)
         row(f"KID vs torch-fidelity (100 × 1000, {str(dt)[6:]})", t_o, o, t_r, r)
+    ev = features(n, dim, 3)   # precision/recall of two samples of one distribution: neither near 0 nor near 1
     t_o, o = best(lambda: precision_recall(ref, ev), repeat)
     t_r, r = best(lambda: tf_prc.prc_features_to_metric(ev, ref, verbose=False), repeat)
     row("precision/recall vs torch-fidelity (F-score)", t_o, o['f_score'], t_r, r['f_score'])
@@ -71,9 +73,16 @@ BIG = textwrap.dedent('''
     n, dim = int(sys.argv[1]), int(sys.argv[2])
     g = torch.Generator().manual_seed(0)
     ref, ev = torch.randn(n, dim, generator=g), torch.randn(n, dim, generator=g) * 1.05 + 0.01
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter(); r = kad(ref, ev); t = time.perf_counter() - t0
-    print(json.dumps(dict(r, seconds=t, rss_before_kb=before, peak_rss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))
+    def status_kb(key):   # VmHWM is this process's own peak (ru_maxrss carries the parent's peak across exec)
+        with open('/proc/self/status') as f: return next(int(l.split()[1]) for l in f if l.startswith(key + ':'))
+    before = status_kb('VmRSS')
+    try:   # reset the peak to the current RSS (without it, the peak since exec: still an upper bound)
+        with open('/proc/self/clear_refs', 'w') as f: f.write('5')
+    except OSError: pass
+    t0, c0 = time.perf_counter(), time.process_time()
+    r = kad(ref, ev)
+    t, c = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps(dict(r, seconds=t, cpu_seconds=c, rss_before_kb=before, peak_rss_kb=status_kb('VmHWM'))))
 ''')
 
 
@@ -84,7 +93,7 @@ def big(n, dim):
     gib = 2 ** 20
     print(f"  kad {r['kad']:.6g}   bandwidth {r['kad_bandwidth']:.6g} (median over {r['kad_median_n']} rows, "
           f"subsampled {r['kad_median_subsampled']}, seed {r['kad_seed']})")
-    print(f"  time {r['seconds']:.0f} s   peak RSS {r['peak_rss_kb'] / gib:.2f} GiB "
+    print(f"  time {r['seconds']:.0f} s (CPU {r['cpu_seconds']:.0f} s)   peak RSS {r['peak_rss_kb'] / gib:.2f} GiB "
           f"(before the call {r['rss_before_kb'] / gib:.2f} GiB; one dense {n}×{n} float64 matrix: {n * n * 8 / 2 ** 30:.0f} GiB)")
 
 
@@ -96,7 +105,8 @@ if __name__ == '__main__':
     p.add_argument('--threads', type=int, default=None, help='threads for torch and BLAS (default: their own choice)')
     p.add_argument('--big-n', type=int, default=200_000, help='rows a side for the large KAD run')
     p.add_argument('--skip-big', action='store_true')
+    p.add_argument('--skip-side', action='store_true', help='only the large KAD run')
     a = p.parse_args()
-    side_by_side(a.n, a.dim, a.repeat)
+    if not a.skip_side: side_by_side(a.n, a.dim, a.repeat)
     if not a.skip_big: big(a.big_n, a.dim)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")

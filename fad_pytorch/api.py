@@ -12,8 +12,8 @@ from torch import Tensor
 from .audio import find_audio
 from .embdir import MANIFEST, config_id
 from .weights import cache_dir
-from .metrics import Side, MetricSettings, MetricInputError, read_side, matrix_side, compare
-from .uncertainty import UncertaintySettings, assess
+from .metrics import Side, MetricSettings, MetricInputError, read_side, matrix_side, compare, parse_metrics
+from .uncertainty import UncertaintySettings, assess, compare_systems, per_file_fad
 from .fad_embed import Choices, RunSettings, load_model, settings_for, embed_provenance, embed_dir
 
 # %% auto #0
@@ -60,6 +60,8 @@ def calculate_metrics(input1, # evaluated (generated) set: embedding directory, 
                       kad:bool=False, # kernel audio distance (kadtk's, ×100)
                       kid:bool=False, # kernel inception distance (torch-fidelity's)
                       prc:bool=False, # precision, recall, F-score (torch-fidelity's)
+                      isc:bool=False, # Inception Score of input1's classifier logits (torch-fidelity's; embeddings made with --logits)
+                      metrics:str|tuple=(), # more metrics by name: 'is_sashimi', 'mis', 'am', 'ndb', 'kl_ref_gen', ... (see `metrics.METRICS`)
                       model:str|None=None, # embed audio directories with this model: a registry spec ('vggish', 'clap:630k-best') or a model file
                       weights:str|None=None, # the model's weights file or directory
                       opts:dict|None=None, # the model's options
@@ -69,14 +71,21 @@ def calculate_metrics(input1, # evaluated (generated) set: embedding directory, 
                       device:str='cpu', # where the model runs and the metrics are computed
                       verbose:bool=False, # progress bars
                       uncertainty:UncertaintySettings|None=None, # FAD∞/KAD∞, bootstrap intervals, sample-size matching (None: none)
-                     ) -> dict: # `metrics.compare`'s dict: the metrics' keys, 'real' (input2), 'fake' (input1), ... (and `uncertainty`'s keys)
+                      per_file:bool=False, # also each file of input1 against input2's statistics: key 'per_file' (rows of `uncertainty.per_file_fad`)
+                      compare_with=None, # system B (the same kinds as input1): return the A-vs-B comparison of input1 and B (`uncertainty.compare_systems`)
+                     ) -> dict: # `metrics.compare`'s dict: the metrics' keys, 'real' (input2), 'fake' (input1), ... (and `uncertainty`'s keys); with `compare_with`: `compare_systems`' dict
     "Metrics between two sets, in torch-fidelity's shape (input1: evaluated, input2: reference)"
-    names = tuple(n for n, on in (('fad', fad), ('kad', kad), ('kid', kid), ('prc', prc)) if on)
+    extra = parse_metrics(metrics) if metrics else ()
+    names = tuple(n for n, on in (('fad', fad), ('kad', kad), ('kid', kid), ('prc', prc), ('is', isc)) if on) + extra
     if not names: raise MetricInputError("no metric asked for: set fad=True, kad=True, kid=True or prc=True")
     emb = load_model(model, weights, opts, device=device) if model else None
     run = RunSettings(num_workers=0 if os.cpu_count() == 1 else 1, progress=verbose)
     ev, ref = (as_side(x, emb, choices, run, device) for x in (input1, input2))
-    return compare(ref, ev, names, settings, force) if uncertainty is None else assess(ref, ev, names, settings, uncertainty, force)
+    if compare_with is not None:
+        if per_file: raise MetricInputError("per_file=True scores one evaluated set: call without compare_with for it")
+        return compare_systems(ref, ev, as_side(compare_with, emb, choices, run, device), names, settings, uncertainty or UncertaintySettings(), force)
+    res = compare(ref, ev, names, settings, force) if uncertainty is None else assess(ref, ev, names, settings, uncertainty, force)
+    return {**res, 'per_file': per_file_fad(ref, ev)} if per_file else res
 
 # %% ../nbs/45_api.ipynb #74c1c1fa
 CLAP_SUBMODELS = {('630k-audioset', False): '630k-audioset-best', ('630k', False): '630k-best',

@@ -4,15 +4,15 @@
 
 # %% ../nbs/40_cli.ipynb #e6d179b5
 from __future__ import annotations
-import argparse, inspect, sys, types, typing, warnings
+import argparse, atexit, inspect, sys, types, typing, warnings
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['build_parser', 'parse_call', 'script', 'show_warnings_plainly', 'fail', 'parse_opts', 'Launch', 'launch_state',
-           'exact_math']
+__all__ = ['build_parser', 'parse_call', 'script', 'show_warnings_plainly', 'fail', 'parse_opts', 'Launch', 'leave_process_group',
+           'launch_state', 'exact_math']
 
 # %% ../nbs/40_cli.ipynb #9967737e
 def _base_type(anno) -> type|None:
@@ -131,6 +131,13 @@ class Launch:
         out = [None] * self.world; dist.all_gather_object(out, obj)
         return out
 
+def leave_process_group():
+    "At exit: close the process group, so that gloo's threads end before the interpreter (else: 'terminate called without an active exception', SIGABRT)"
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        try: dist.destroy_process_group()
+        except Exception: pass
+
 def launch_state(device:str='auto', # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'
                 ) -> Launch:
     "The processes of this launch (torchrun, accelerate launch, srun, or one process), set up once by accelerate"
@@ -138,6 +145,7 @@ def launch_state(device:str='auto', # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'
     from accelerate import PartialState
     s = PartialState(cpu=device == 'cpu' or (device == 'auto' and not torch.cuda.is_available()))
     dev = s.device if device == 'auto' else torch.device(device)
+    if s.num_processes > 1: atexit.register(leave_process_group)
     return Launch(s.process_index, s.num_processes, str(dev))
 
 def exact_math():

@@ -271,7 +271,7 @@ def embed_files(emb:Embedder, # a ready embedder
     for item in dl:
         rel = item['rel']
         if item['error']: bad(rel, item['error']); continue
-        wins, times = framing.cut(item['wav'], emb.sample_rate)
+        wins, times = framing.cut(emb.prepare(item['wav']), emb.sample_rate)
         f = PendingFile(rel, wins, times, item['seconds'], jobs[rel], audio=item.get('audio'))
         if window is None or wins.shape[-1] != window:              # a whole file, or one shorter window: on its own
             try: f.outs.append(forward(wins, wins.shape[0] * wins.shape[1]))

@@ -111,15 +111,24 @@ def json_ready(res:dict) -> dict:
 # %% ../nbs/42_fad_score.ipynb #f5ecd6d6
 def metric_settings(kad_kernel:str='gaussian', kad_bandwidth:float|None=None, kad_bandwidth_from:str='reference',
                     kid_subsets:int=100, kid_subset_size:int=1000, kid_kernel:str='poly', kid_estimator:str='unbiased',
-                    prc_k:int=3, seed:int|None=None, device:str='cpu') -> MetricSettings:
-    "The settings objects of the embedding metrics from command-line values (None seed: each metric's default)"
+                    prc_k:int=3, seed:int|None=None, device:str='cpu', is_splits:int=10, mis_pairs:int=10_000,
+                    ndb_bins:int=50, ndb_n_init:str='10', logits_reduce:str='mean', order:str='sorted', kl_eps:float=0.0,
+                   ) -> MetricSettings:
+    "The settings objects of the metrics from command-line values (None seed: each metric's default)"
     from fad_pytorch.kernel import KADSettings, KIDSettings
     from fad_pytorch.prc import PRCSettings
+    from fad_pytorch import classifier_metrics as C
+    from fad_pytorch.metrics import ClassifierSettings
     sd = {} if seed is None else {'seed': seed}
+    n_init = ndb_n_init if ndb_n_init == 'auto' else int(ndb_n_init)
     return MetricSettings(KADSettings(kernel=kad_kernel, bandwidth=kad_bandwidth, bandwidth_from=kad_bandwidth_from, device=device, **sd),
                           KIDSettings(subsets=kid_subsets, subset_size=kid_subset_size, kernel=kid_kernel, estimator=kid_estimator,
                                       device=device, **sd),
-                          PRCSettings(k=prc_k, device=device))
+                          PRCSettings(k=prc_k, device=device),
+                          C.ISSettings(splits=is_splits, **sd), C.MISSettings(pairs=mis_pairs, **sd),
+                          C.NDBSettings(bins=ndb_bins, n_init=n_init, **sd),
+                          ClassifierSettings(reduce=logits_reduce, order=order, kl_eps=kl_eps,
+                                             **({} if seed is None else {'is_sashimi_seed': seed})))
 
 def uncertainty_settings(inf:bool=False, inf_steps:int=25, inf_min_n:int|None=None, resample_unit:str='files', bootstrap:int|None=None,
                          ci:float=0.95, ci_method:str='bias-corrected', bootstrap_side:str='both', compare:bool=False, match_n:bool=False,
@@ -242,7 +251,7 @@ def run_score(real:str, # reference
 @script
 def main(real:str, # reference set: an embedding directory (from fad_embed, or fad_pytorch 0.0.6 .pt files) or a .npz statistics file
          *fake:str, # evaluated set(s): embedding directories or .npz statistics files
-         metrics:str='fad', # comma list: fad (Fréchet distance; also 'fid'), kad (kernel audio distance ×100), kid (kernel inception distance), prc (precision, recall, F-score)
+         metrics:str='fad', # comma list: fad (Fréchet distance; also 'fid'), kad (kernel audio distance ×100), kid (kernel inception distance), prc (precision, recall, F-score); with classifier logits (fad_embed --logits): is, is_sashimi, mis, am, ndb, kl_ref_gen, kl_gen_ref, kl_ref_gen_sigmoid
          json:bool=False, # print JSON (one set: its result; several: {"reference": ..., "results": [...]})
          csv:str=None, # also write the results as a CSV table (one row per evaluated set) to this file
          per_subdir:bool=False, # score each immediate subdirectory of an evaluated embedding directory as a set of its own
@@ -250,7 +259,7 @@ def main(real:str, # reference set: an embedding directory (from fad_embed, or f
          force:bool=False, # compare even when the sides were embedded differently (prints a warning)
          key:str=None, # model key inside fadtk .npz statistics files that hold several models (e.g. vggish)
          device:str='cpu', # where to compute: cpu, cuda, cuda:1, ...
-         seed:int=None, # seed of every random choice (KID subsets, KAD's median subsample; default: each metric's own, KID 2020 as torch-fidelity)
+         seed:int=None, # seed of every random choice (KID subsets, KAD's median subsample, IS splits, FAD∞ subsets, bootstrap replicates, --match-n; default: each metric's own, KID and the resampling 2020)
          kad_kernel:str='gaussian', # KAD kernel: gaussian, iq, imq
          kad_bandwidth:float=None, # KAD kernel bandwidth σ (default: the median pairwise distance of the reference set)
          kad_bandwidth_from:str='reference', # where the median bandwidth comes from: reference (the paper's definition) or eval (kadtk 1.1.0's code)
@@ -259,6 +268,13 @@ def main(real:str, # reference set: an embedding directory (from fad_embed, or f
          kid_kernel:str='poly', # KID kernel: poly (degree 3, gamma 1/dim, coef0 1) or rbf (sigma 10)
          kid_estimator:str='unbiased', # KID MMD² estimator: unbiased, biased, u-statistic
          prc_k:int=3, # precision/recall: the k-th nearest neighbour sets each point's radius
+         is_splits:int=10, # IS: splits of the shuffled evaluated set (torch-fidelity's 10)
+         mis_pairs:int=10000, # mIS: random pairs (SaShiMi's 10,000)
+         ndb_bins:int=50, # NDB: k-means bins of the reference (SaShiMi's 50)
+         ndb_n_init:str='10', # NDB: k-means restarts: 10 (scikit-learn < 1.4 default, SaShiMi's setting) or auto
+         logits_reduce:str='mean', # classifier metrics: a file's window logits become one row by their mean or max
+         order:str='sorted', # classifier metrics' seeded draws: files sorted by path, or 'sashimi' (class folders zero..nine, natural order)
+         kl_eps:float=0.0, # KL: 0 = exact; 1e-6 reproduces audioldm_eval's and stable-audio-metrics' numbers
          inf:bool=False, # also FAD∞ (and KAD∞ with --metrics kad): the score on subsets of growing size, extrapolated as a + b/n (fadtk's FAD-inf, over files)
          inf_steps:int=25, # FAD∞: number of subset sizes
          inf_min_n:int=None, # FAD∞: the smallest subset (default: a quarter of the files; 500 frames with --resample-unit frames, as fadtk)
@@ -272,12 +288,13 @@ def main(real:str, # reference set: an embedding directory (from fad_embed, or f
          per_file:str=None, # write each evaluated file's own FAD against the reference to this CSV (fadtk's per-song FAD)
          report:str=None, # write a diagnostics report to this folder: index.html (plots as PNG files beside it; no script, no network) and report.json with every number shown; needs matplotlib: pip install 'fad_pytorch[report]'
         ):
-    "Distances between a reference set (REAL) and one or more evaluated sets (FAKE ...): FAD by default; KAD, KID, precision/recall with --metrics. One set: the score on stdout, details on stderr; several: a table."
+    "Distances between a reference set (REAL) and one or more evaluated sets (FAKE ...): FAD by default; KAD, KID, precision/recall with --metrics. One set: the score on stdout, details on stderr; several: a table. How sure the number is: --inf (FAD∞), --per-file, --bootstrap (intervals), --compare (A vs B), --match-n; files are the resampling unit."
     if not fake: sys.exit(fail('fad_score', ValueError("give an evaluated set: fad_score REAL FAKE [FAKE ...]")))
     try:
         names = parse_metrics(metrics)
         settings = MetricSettings() if names == ('fad',) else metric_settings(kad_kernel, kad_bandwidth, kad_bandwidth_from,
-                   kid_subsets, kid_subset_size, kid_kernel, kid_estimator, prc_k, seed, device)
+                   kid_subsets, kid_subset_size, kid_kernel, kid_estimator, prc_k, seed, device, is_splits, mis_pairs, ndb_bins,
+                   ndb_n_init, logits_reduce, order, kl_eps)
         unc = uncertainty_settings(inf, inf_steps, inf_min_n, resample_unit, bootstrap, ci, ci_method, bootstrap_side, compare, match_n, seed, device)
         if compare and len(fake) < 2 and not per_subdir: raise ValueError("--compare needs two evaluated sets: fad_score REF A B --compare")
     except ValueError as e: sys.exit(fail('fad_score', e))

@@ -13,9 +13,9 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['KAD_KERNELS', 'KID_KERNELS', 'KID_ESTIMATORS', 'KEY_KAD', 'KAD_KEYS', 'KEY_KID_MEAN', 'KEY_KID_STD', 'KID_KEYS',
-           'as_features', 'check_same_dim', 'sq_dists', 'grid_centre', 'subsample_rows', 'PairwiseMedian',
-           'median_pairwise_distance', 'check_block', 'KADSettings', 'kad_kernel', 'kernel_sums', 'kad', 'KIDSettings',
-           'kid_kernel', 'mmd2_estimate', 'kid']
+           'as_features', 'check_same_dim', 'feature_pair', 'sq_dists', 'grid_centre', 'subsample_rows',
+           'PairwiseMedian', 'median_pairwise_distance', 'check_block', 'KADSettings', 'kad_kernel', 'kernel_sums',
+           'kad', 'KIDSettings', 'kid_kernel', 'mmd2_estimate', 'kid']
 
 # %% ../nbs/31_kernel.ipynb #caf00945
 def as_features(x, # features (n, dim): a tensor or an array, any real dtype
@@ -43,6 +43,16 @@ def check_same_dim(ref:Tensor, # reference features (n, dim)
     if ref.shape[1] != ev.shape[1]:
         raise ValueError(f"the reference features have dim {ref.shape[1]} but the eval features have dim {ev.shape[1]}: "
                          "both sets must come from the same model and layer")
+
+def feature_pair(ref_feats, # reference features (m, dim), any real dtype
+                 eval_feats, # eval features (n, dim)
+                 device:str|torch.device|None=None, # where to put them (None: where the reference is)
+                ) -> tuple[Tensor, Tensor]: # both as new float64 matrices on one device
+    "Both sets checked (`as_features`) and of the same feature size, as every two-set metric takes them"
+    dev = device if device is not None else torch.as_tensor(ref_feats).device
+    ref, ev = as_features(ref_feats, 'reference features', dev), as_features(eval_feats, 'eval features', dev)
+    check_same_dim(ref, ev)
+    return ref, ev
 
 # %% ../nbs/31_kernel.ipynb #2a1ab0a0
 def sq_dists(a:Tensor, # (p, dim), float64
@@ -218,9 +228,7 @@ def kad(ref_feats, # reference features (m, dim), any real dtype
        ) -> dict: # keys `KAD_KEYS`
     "Kernel audio distance: 100 × unbiased MMD² of the two sets, as kadtk 1.1.0 computes it, in O(block²) memory"
     s = settings
-    dev = s.device if s.device is not None else torch.as_tensor(ref_feats).device
-    x, y = as_features(ref_feats, 'reference features', dev), as_features(eval_feats, 'eval features', dev)
-    check_same_dim(x, y)
+    x, y = feature_pair(ref_feats, eval_feats, s.device)
     m, n = x.shape[0], y.shape[0]
     if m < 2 or n < 2: raise ValueError(f"KAD needs at least 2 rows in each set (reference: {m}, eval: {n})")
     if s.bandwidth is not None: sigma, med, src = float(s.bandwidth), None, 'explicit'
@@ -303,9 +311,7 @@ def kid(ref_feats, # reference (real) features (n_ref, dim), any real dtype
        ) -> dict: # keys `KID_KEYS`
     "Kernel inception distance over seeded subsets, exactly as torch-fidelity 0.4.0's `kid_features_to_metric`"
     s = settings
-    dev = s.device if s.device is not None else torch.as_tensor(ref_feats).device
-    y, x = as_features(ref_feats, 'reference features', dev), as_features(eval_feats, 'eval features', dev)
-    check_same_dim(y, x)
+    y, x = feature_pair(ref_feats, eval_feats, s.device)
     n_ref, n_eval, m = y.shape[0], x.shape[0], s.subset_size
     if n_ref < m or n_eval < m:
         raise ValueError(f"KID draws subsets of {m} rows from each set, but the reference set has {n_ref} and the eval set "

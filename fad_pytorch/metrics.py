@@ -13,11 +13,12 @@ from .stats import Stats, frechet_distance
 from .embdir import (embedding_files, read_pt, dir_to_stats, stream_stats, load_stats, provenance_diff)
 from .kernel import KADSettings, KIDSettings, kad, kid
 from .prc import PRCSettings, precision_recall
+from . import classifier_metrics as C
 
 # %% auto #0
 __all__ = ['KEY_FAD', 'KEY_MEAN_TERM', 'KEY_TRACE_TERM', 'KEY_TRACE_SQRT', 'METRICS', 'ALIASES', 'MetricInputError',
            'ProvenanceError', 'Side', 'read_side', 'matrix_side', 'check_sides', 'fad_metric', 'Metric',
-           'parse_metrics', 'MetricSettings', 'compare']
+           'ClassifierSettings', 'parse_metrics', 'MetricSettings', 'compare']
 
 # %% ../nbs/35_metrics.ipynb #8b2f4063
 class MetricInputError(ValueError):
@@ -30,7 +31,7 @@ class ProvenanceError(ValueError):
 class Side:
     "One set being compared: an embedding directory, a statistics file, or a matrix of embeddings"
     path:str # where it came from ('<tensor>' for a matrix)
-    kind:str # 'embeddings' (a directory or a matrix) or 'stats' (a statistics file)
+    kind:str # 'embeddings' (a directory), 'matrix' (embeddings in memory) or 'stats' (a statistics file)
     provenance:dict|None # how the embeddings were made (None: unknown)
     dim:int # embedding size
     files:dict|None=None # {relative path: .pt path}, in the documented order (embedding directories)
@@ -40,6 +41,7 @@ class Side:
     _moments:tuple|None=None # (mu, sigma) of a statistics file without a count
     _per_file:list|None=None # [(rel, embeddings)] once read
     files_total:int|None=None # when the side is a seeded selection of a set's files: how many files the set has
+    _logits:dict=field(default_factory=dict) # {reduce: (names, file-level logits)} once read
 
     def per_file(self) -> list[tuple[str, Tensor]]: # (relative path, float32 (frames, dim)) in order
         "Each file's embeddings, read once"
@@ -74,6 +76,16 @@ class Side:
     def n(self) -> int|None: # number of frames (None: a statistics file without a count)
         s = self.stats() if (self._stats is not None or self.files is not None) else None
         return s.n if s is not None else None
+
+    def logits(self, metric:str='this metric', # what asks, for errors
+               reduce:str='mean', # a file's windows → one row: 'mean' or 'max'
+              ) -> tuple[list[str], Tensor]: # relative names and file-level logits (files, classes), float64
+        "Classifier logits, one row per file (needs embeddings made with `fad_embed --logits`)"
+        if self.kind != 'embeddings':
+            raise MetricInputError(f"{metric} needs classifier logits, but {self.path} is a {'statistics file' if self.kind == 'stats' else 'matrix of embeddings'}: "
+                                   "give the embedding directory (made with fad_embed --logits)")
+        if reduce not in self._logits: self._logits[reduce] = C.files_logits(self.files, reduce, self.provenance, self.path)
+        return self._logits[reduce]
 
     def subset(self, prefix:str) -> Side: # a directory name inside the set
         "The files under `prefix/` as a side of their own"
@@ -130,7 +142,7 @@ def matrix_side(x:Tensor, # embeddings (frames, dim), in the order they should e
     x = torch.as_tensor(x)
     if x.ndim != 2 or len(x) == 0: raise MetricInputError(f"{name}: embeddings must be a non-empty (frames, dim) matrix, got shape {tuple(x.shape)}")
     if not torch.isfinite(x).all(): raise MetricInputError(f"{name}: embeddings contain NaN or infinite values")
-    return Side(name, 'embeddings', provenance, x.shape[1], {name: None}, device, _per_file=[(name, x.float())])
+    return Side(name, 'matrix', provenance, x.shape[1], {name: None}, device, _per_file=[(name, x.float())])
 
 # %% ../nbs/35_metrics.ipynb #84aa0c66
 def check_sides(a:Side, # the reference
@@ -176,10 +188,48 @@ def fad_metric(ref:Side, # reference
 class Metric:
     "A metric: its name, what it needs, and the function computing it"
     name:str # as given to --metrics
-    needs:str # 'stats' or 'embeddings'
+    needs:str # 'stats', 'embeddings' or 'logits'
     compute:object # (ref: Side, ev: Side, settings: MetricSettings) -> dict
     main:str # the key of its headline number
     doc:str # one line
+    sides:str='both' # which sides it reads: 'both', or 'eval' (IS, mIS: the evaluated set alone)
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    "How classifier outputs enter the classifier metrics"
+    reduce:str='mean' # a file's window logits → one row: 'mean' or 'max' (stable-audio-metrics offers max)
+    order:str='sorted' # rows in the documented order ('sorted': relative path), or 'sashimi' (class folders zero…nine, natural order: SaShiMi's seeded draws)
+    kl_eps:float=0.0 # KL: 0 = exact; 1e-6 reproduces audioldm_eval's and stable-audio-metrics' log(q + 1e-6)
+    is_sashimi_seed:int=0 # SaShiMi's IS permutation seed
+    min_paired:float=0.99 # KL: share of files of each set that must have a partner of the same name
+
+def _cls(s) -> ClassifierSettings: return s.classifier or ClassifierSettings()
+
+def _order(names:list, s) -> list[int]:
+    "Row order of a side's files for the classifier metrics"
+    o = _cls(s).order
+    if o not in ('sorted', 'sashimi'): raise MetricInputError(f"--order must be 'sorted' or 'sashimi', not {o!r}")
+    return C.sashimi_order(names) if o == 'sashimi' else list(range(len(names)))
+
+def _ordered_logits(side:Side, metric:str, s) -> Tensor:
+    "A side's file-level logits in the chosen order"
+    names, l = side.logits(metric, _cls(s).reduce)
+    return l[_order(names, s)]
+
+def _ordered_embeddings(side:Side, s) -> Tensor:
+    "A side's embeddings with its files in the chosen order"
+    per = side.per_file() if side.kind != 'stats' else side.embeddings('ndb')
+    return torch.cat([per[i][1] for i in _order([r for r, _ in per], s)])
+
+def _paired_kl(fn, key:str, ref:Side, ev:Side, s) -> dict:
+    "A paired KL: files matched by relative name; unpaired files are listed in a warning"
+    c = _cls(s)
+    (rn, rl), (en, el) = ref.logits(key, c.reduce), ev.logits(key, c.reduce)
+    try: p = C.pair_files(rn, en, c.min_paired)
+    except ValueError as e: raise MetricInputError(f"{key}: {e}") from None
+    for what, names in (('reference', p.ref_only), ('evaluated', p.eval_only)):
+        if names: warnings.warn(f"{key}: {len(names)} {what} file(s) without a partner are left out, e.g. {names[0]}")
+    return fn(rl[p.ref_index], el[p.eval_index], c.kl_eps)
 
 METRICS = {
     'fad': Metric('fad', 'stats', fad_metric, KEY_FAD, 'Fréchet distance of the means and covariances (exact, float64)'),
@@ -189,6 +239,20 @@ METRICS = {
                   "kernel inception distance: MMD² over 100 seeded subsets of 1000, polynomial kernel (torch-fidelity)"),
     'prc': Metric('prc', 'embeddings', lambda r, e, s: precision_recall(r.embeddings('prc'), e.embeddings('prc'), s.prc or PRCSettings()),
                   'f_score', "precision, recall and F-score of k-NN manifolds, k=3 (torch-fidelity)"),
+    'is': Metric('is', 'logits', lambda r, e, s: C.isc(_ordered_logits(e, 'is', s), s.is_ or C.ISSettings()), 'is_mean',
+                 "Inception Score of the evaluated set's classifier logits (torch-fidelity: 10 splits, seed 2020)", 'eval'),
+    'is_sashimi': Metric('is_sashimi', 'logits', lambda r, e, s: C.is_sashimi(_ordered_logits(e, 'is_sashimi', s), _cls(s).is_sashimi_seed),
+                         'is_sashimi', "SaShiMi's IS (numpy seed 0, two halves, entropy over class columns): NOT the textbook IS", 'eval'),
+    'mis': Metric('mis', 'logits', lambda r, e, s: C.mis(_ordered_logits(e, 'mis', s), s.mis or C.MISSettings()), 'mis',
+                  "modified IS as SaShiMi computes it (10,000 pairs, seed 0)", 'eval'),
+    'am': Metric('am', 'logits', lambda r, e, s: C.am(_ordered_logits(r, 'am', s), _ordered_logits(e, 'am', s)), 'am',
+                 "AM score: KL between the mean class distributions + mean entropy of the evaluated set (SaShiMi)"),
+    'ndb': Metric('ndb', 'embeddings', lambda r, e, s: C.ndb(_ordered_embeddings(r, s), _ordered_embeddings(e, s), s.ndb or C.NDBSettings()),
+                  'ndb', "number of statistically different bins (k-means of the reference, 50 bins; SaShiMi), a fraction"),
+    **{k: Metric(k, 'logits', (lambda f, k: lambda r, e, s: _paired_kl(f, k, r, e, s))(getattr(C, k), k), k, doc) for k, doc in (
+        ('kl_ref_gen', "KL(ref ‖ gen) of paired files' softmax (audioldm_eval, av-benchmark)"),
+        ('kl_gen_ref', "KL(gen ‖ ref) of paired files' softmax (stable-audio-metrics)"),
+        ('kl_ref_gen_sigmoid', "audioldm_eval's KL_sigmoid of paired files, as it defines it"))},
 }
 ALIASES = {'fid': 'fad'}
 
@@ -211,6 +275,10 @@ class MetricSettings:
     kad:KADSettings|None=None # KAD (None: its defaults)
     kid:KIDSettings|None=None # KID (None: its defaults)
     prc:PRCSettings|None=None # precision/recall (None: its defaults)
+    is_:C.ISSettings|None=None # Inception Score (None: torch-fidelity's defaults)
+    mis:C.MISSettings|None=None # modified IS (None: SaShiMi's)
+    ndb:C.NDBSettings|None=None # NDB (None: SaShiMi's, n_init explicit)
+    classifier:ClassifierSettings|None=None # how logits enter (None: its defaults)
 
 def compare(ref:Side, # reference
             ev:Side, # evaluated set
@@ -223,7 +291,10 @@ def compare(ref:Side, # reference
     res = {}
     for name in parse_metrics(metrics):
         m = METRICS[name]
-        if m.needs == 'embeddings':
-            for s in (ref, ev): s.embeddings(name)                # a statistics file fails here, naming the metric
-        res.update(m.compute(ref, ev, settings))
+        for s in ((ev,) if m.sides == 'eval' else (ref, ev)):     # a side that lacks what the metric needs fails here, naming it
+            if m.needs == 'embeddings': s.embeddings(name)
+            if m.needs == 'logits': s.logits(name, (settings.classifier or ClassifierSettings()).reduce)
+        try: res.update(m.compute(ref, ev, settings))
+        except MetricInputError: raise
+        except ValueError as e: raise MetricInputError(f"{name}: {e} (reference {ref.path}, evaluated set {ev.path})") from None
     return {**res, 'real': ref.describe(), 'fake': ev.describe(), 'provenance_diff': diffs, 'metrics': list(parse_metrics(metrics))}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch
 from torch import Tensor
-from .kernel import as_features, check_same_dim, check_block, grid_centre, sq_dists
+from .kernel import feature_pair, check_block, grid_centre, sq_dists
 
 # %% auto #0
 __all__ = ['KEY_PRECISION', 'KEY_RECALL', 'KEY_F_SCORE', 'PRC_KEYS', 'PRCSettings', 'knn_radii', 'in_any_ball',
@@ -69,9 +69,7 @@ def precision_recall(ref_feats, # reference (real) features (n_ref, dim), any re
                     ) -> dict: # keys `PRC_KEYS`
     "k-NN precision, recall and F-score as torch-fidelity 0.4.0's `prc_features_to_metric`, in O(block²) memory"
     s = settings
-    dev = s.device if s.device is not None else torch.as_tensor(ref_feats).device
-    r, e = as_features(ref_feats, 'reference features', dev), as_features(eval_feats, 'eval features', dev)
-    check_same_dim(r, e)
+    r, e = feature_pair(ref_feats, eval_feats, s.device)
     if r.shape[0] <= s.k or e.shape[0] <= s.k:
         raise ValueError(f"precision/recall with k={s.k} needs more than {s.k} rows in each set (reference: {r.shape[0]}, "
                          f"eval: {e.shape[0]}): use more embeddings or a smaller k (--prc-k)")

@@ -483,3 +483,278 @@ def hf_speech_pipeline(path):
         return tuple(h[0] for h in hs)
     run.feature_extractor, run.model = fe, model
     return run
+# ---------------------------------------------------------------- EnCodec (encodec 0.1.1) and DAC (descript-audio-codec 1.0.0)
+
+def seeded_codec_(model, seed:int, gain=(0.5, 1.5)):
+    """Seeded random parameters for an EnCodec or DAC model (all of them, so nothing is left at a default): weight-norm
+    directions He-scaled and gains `gain` × ‖v‖ (so each convolution keeps its input's scale), plain conv weights
+    He-scaled, biases small, GroupNorm affine near 1/0, LSTM weights uniform ±1/√hidden, Snake alphas in [0.5, 1.5]."""
+    import math, torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            leaf = name.rsplit('.', 1)[-1]
+            if leaf == 'weight_v' or (leaf == 'weight' and p.ndim == 3):
+                p.copy_(torch.randn(p.shape, generator=g) * math.sqrt(2.0 / p[0].numel()))
+            elif leaf.startswith(('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')):
+                p.copy_((torch.rand(p.shape, generator=g) * 2 - 1) / math.sqrt(p.shape[-1] if p.ndim == 2 else p.shape[0] / 4))
+            elif leaf == 'alpha': p.copy_(0.5 + torch.rand(p.shape, generator=g))
+            elif leaf == 'bias': p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+            elif leaf == 'weight' and p.ndim == 1: p.copy_(0.5 + torch.rand(p.shape, generator=g))      # GroupNorm
+        for name, p in model.named_parameters():
+            if name.endswith('weight_g'):
+                v = dict(model.named_parameters())[name[:-1] + 'v']
+                p.copy_(torch.linalg.vector_norm(v.flatten(1), dim=1).view(p.shape)
+                        * (gain[0] + (gain[1] - gain[0]) * torch.rand(p.shape, generator=g)))
+    return model.eval()
+
+
+def encodec_ref(variant:str='24k', seed:int=0):
+    "encodec 0.1.1's whole EncodecModel (24 or 48 kHz, as `encodec_model_*khz(pretrained=False)` builds it), seeded"
+    import torch
+    from encodec import EncodecModel
+    torch.manual_seed(seed)       # the quantiser's codebooks (buffers) are random at construction
+    m = (EncodecModel.encodec_model_24khz if variant == '24k' else EncodecModel.encodec_model_48khz)(pretrained=False)
+    return seeded_codec_(m, seed)
+
+
+def save_encodec_file(model, path):
+    "The published format: the whole codec's flat state dict (encoder, decoder, quantizer), torch.save"
+    import torch
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def fadtk_encodec(ref, variant:str):
+    "fadtk 1.1.0's EncodecEmbModel holding `ref` (its load_model would download the published weights)"
+    import torch
+    from fadtk.model_loader import EncodecEmbModel
+    ml = EncodecEmbModel(variant)
+    ml.model, ml.device = ref, torch.device('cpu')
+    return ml
+
+
+def fad_encodec(ref):
+    "frechet-audio-distance 0.3.4's FrechetAudioDistance with model_name='encodec' holding `ref` (its __init__ would download)"
+    import torch
+    install()
+    from frechet_audio_distance import FrechetAudioDistance
+    f = FrechetAudioDistance.__new__(FrechetAudioDistance)
+    f.model_name, f.model, f.device, f.verbose, f.sample_rate = 'encodec', ref, torch.device('cpu'), False, ref.sample_rate
+    return f
+
+
+def _stub_tensorboard():
+    "audiotools imports torch.utils.tensorboard (training logs) at import; the encoder path never uses it: a stub avoids installing tensorboard"
+    import sys, types
+    if 'torch.utils.tensorboard' not in sys.modules:
+        m = types.ModuleType('torch.utils.tensorboard')
+        m.SummaryWriter = object
+        sys.modules['torch.utils.tensorboard'] = m
+
+
+def audiotools():
+    "descript-audiotools 0.7.2 (AudioSignal: loudness, normalize, ensure_max_of_audio, collect_windows)"
+    _stub_tensorboard()
+    import audiotools as at
+    return at
+
+
+def dac_ref(seed:int=0):
+    "descript-audio-codec 1.0.0's 44.1 kHz DAC (the defaults of `dac.DAC()` are the 44khz 8kbps model), seeded"
+    import torch
+    _stub_tensorboard()
+    import dac
+    torch.manual_seed(seed)
+    return seeded_codec_(dac.DAC(), seed, gain=(0.2, 0.5))
+
+
+def save_dac_file(model, path):
+    "The published format, written by audiotools' own BaseModel.save(package=False): {'state_dict', 'metadata': {'kwargs'}}"
+    model.save(str(path), package=False)
+    return path
+
+
+def fadtk_dac(encoder):
+    "fadtk 1.1.0's DACModel whose model's `encoder` is `encoder` (its load_model would download the published weights)"
+    import types, torch
+    _stub_tensorboard()
+    from fadtk.model_loader import DACModel
+    ml = DACModel()
+    ml.model, ml.device = types.SimpleNamespace(encoder=encoder), torch.device('cpu')
+    return ml
+
+
+# ------------------------------------------------------------------ MERT (reference modelling code from ../shared/refenv/mert)
+
+def mert_refenv():
+    "The MERT reference folder: $FAD_REFENV/mert, else shared/refenv/mert beside the repository (or a folder above it); None when absent"
+    from pathlib import Path
+    roots = [Path(os.environ['FAD_REFENV'])] if os.environ.get('FAD_REFENV') else \
+            [p / 'shared' / 'refenv' for p in Path(__file__).resolve().parents[1].parents]
+    return next((r / 'mert' for r in roots if (r / 'mert' / 'modeling_MERT.py').is_file()), None)
+
+
+def mert_modules():
+    "The reference `modeling_MERT` (MERTModel) and `configuration_MERT`, imported in place as the package `mert_ref`"
+    install()
+    d = mert_refenv()
+    if d is None: raise FileNotFoundError("the MERT reference code (shared/refenv/mert) is not here; set $FAD_REFENV")
+    if 'mert_ref' not in sys.modules:
+        pkg = types.ModuleType('mert_ref'); pkg.__path__ = [str(d)]; sys.modules['mert_ref'] = pkg
+    import mert_ref.modeling_MERT as M, mert_ref.configuration_MERT as C
+    return M, C
+
+
+def mert_ref(kind:str='mert_base', seed:int=0, **overrides):
+    """The reference MERTModel built from the MERT repository's conversion config (`mert_base` = 95M, `mert_large` =
+    330M) with `overrides` (e.g. a small width), seeded random weights, eval mode. `conv_pos_batch_norm=False` is set
+    as fadtk sets it (transformers' HuBERT position embedding asks for it; MERTConfig predates it)."""
+    import json, math, torch
+    M, C = mert_modules()
+    cfg = C.MERTConfig(**(json.loads((mert_refenv() / f'{kind}.json').read_text()) | overrides))
+    cfg.conv_pos_batch_norm = False
+    from transformers.modeling_utils import no_init_weights
+    with no_init_weights(): model = M.MERTModel(cfg)          # every parameter is set below: skip transformers' init
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name == 'masked_spec_embed' or name.endswith('original1'): p.copy_(torch.randn(p.shape, generator=g))
+            elif name.endswith('original0'): p.copy_(0.5 + torch.rand(p.shape, generator=g))                 # weight-norm g
+            elif name.endswith('bias'): p.copy_(0.1 * torch.randn(p.shape, generator=g))
+            elif p.ndim == 1: p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))                         # norm weights
+            else: p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
+    return model.eval()
+
+
+def mert_feature_extractor():
+    "The preprocessor the MERT repositories publish: Wav2Vec2FeatureExtractor, 24 kHz, do_normalize, attention mask"
+    from transformers import Wav2Vec2FeatureExtractor
+    return Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=24000, padding_value=0.0, do_normalize=True,
+                                    return_attention_mask=True)
+
+
+def save_mert_published(ref, d, safetensors:bool=False):
+    """The reference's files as a MERT Hugging Face repository holds them, in directory `d`: config.json (what
+    save_pretrained writes) and pytorch_model.bin with the position conv's weight norm as `weight_g` / `weight_v` (as
+    2023's transformers wrote the published files; today's transformers reads them back unchanged); or, with
+    `safetensors`, config.json and model.safetensors exactly as today's `save_pretrained` writes them."""
+    import torch
+    from pathlib import Path
+    d = Path(d); d.mkdir(parents=True, exist_ok=True)
+    if safetensors: ref.save_pretrained(d)
+    else:
+        ref.config.save_pretrained(d)
+        torch.save({k.replace('parametrizations.weight.original0', 'weight_g').replace('parametrizations.weight.original1', 'weight_v'): v
+                    for k, v in ref.state_dict().items()}, d / 'pytorch_model.bin')
+    return d
+
+
+# ------------------------------------------------------------------ SaShiMi SC09 (reference code from ../shared/refenv/sashimi)
+
+def sashimi_refenv():
+    "The SaShiMi reference folder: $FAD_REFENV/sashimi, else shared/refenv/sashimi beside the repository (or a folder above it); None when absent"
+    from pathlib import Path
+    roots = [Path(os.environ['FAD_REFENV'])] if os.environ.get('FAD_REFENV') else \
+            [p / 'shared' / 'refenv' for p in Path(__file__).resolve().parents[1].parents]
+    return next((r / 'sashimi' for r in roots if (r / 'sashimi' / 'resnext.py').is_file()), None)
+
+
+def sashimi_modules():
+    """The reference `resnext`, `transforms_wav` and `metrics` modules. resnext.py is imported in place as `models.resnext`
+    (the package the SaShiMi training script imports it from), so a model saved whole names `models.resnext.*` in its
+    pickle, as the published resnext.pth does."""
+    import importlib.util
+    d = sashimi_refenv()
+    if d is None: raise FileNotFoundError("the SaShiMi reference code (shared/refenv/sashimi) is not here; set $FAD_REFENV")
+    if 'models' not in sys.modules:
+        pkg = types.ModuleType('models'); pkg.__path__ = [str(d)]; sys.modules['models'] = pkg
+    import models.resnext as R
+    out = [R]
+    for name in ('transforms_wav', 'metrics'):
+        key = f'sashimi_{name}'
+        if key not in sys.modules:
+            spec = importlib.util.spec_from_file_location(key, d / f'{name}.py')
+            sys.modules[key] = mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+        out.append(sys.modules[key])
+    return tuple(out)
+
+
+def digit_like(n:int, seed:int=0, seconds:float=1.0, sr:int=16000):
+    "`n` float32 clips that look a little like spoken digits: a voiced harmonic tone under a syllable envelope, breath noise"
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * sr))) / sr
+    out = []
+    for _ in range(n):
+        f0, mid, width = rng.uniform(90, 300), rng.uniform(0.25, 0.75) * seconds, rng.uniform(0.08, 0.2)
+        env = np.exp(-((t - mid) / width) ** 2)
+        formants = rng.uniform(300, 3000, 3)
+        y = sum(np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6.3)) * np.exp(-np.min(np.abs(f0 * h - formants)) / 400) / h
+                for h in range(1, 25) if f0 * h < sr / 2)
+        out.append((0.3 * y * env + 0.003 * rng.standard_normal(len(t))).astype(np.float32))
+    return out
+
+
+def sc09_ref_mel(y, sr:int=16000):
+    "The reference front end on one clip: FixAudioLength, ToMelSpectrogram(n_mels=32), ToTensor (float32 (32, 32))"
+    _, T, _ = sashimi_modules()
+    d = {'samples': y, 'sample_rate': sr}
+    for tr in (T.FixAudioLength(), T.ToMelSpectrogram(n_mels=32), T.ToTensor('mel_spectrogram', 'input')): d = tr(d)
+    return d['input']
+
+
+def sc09_ref_outputs(ref, clips):
+    "The reference model on the reference front end: (1024-d input of `classifier`, logits), as test_speech_commands.py reads them"
+    import torch
+    x = torch.stack([sc09_ref_mel(y) for y in clips])[:, None]
+    got = {}
+    def keep(m, i, o): got['f'] = i[0].detach().clone()               # returns None: the output stays as it is
+    h = ref.classifier.register_forward_hook(keep)
+    try:
+        with torch.inference_mode(): logits = ref(x)
+    finally: h.remove()
+    return got['f'], logits
+
+
+def sc09_ref(seed:int=0):
+    """SaShiMi's CifarResNeXt(nlabels=10, in_channels=1) with seeded weights: He-scaled convolutions, random BatchNorm
+    affine parameters, and BatchNorm statistics measured on digit-like mel images (a forward pass in training mode with
+    cumulative averages), so that every layer's activations are O(1) as in a trained network"""
+    import warnings, torch
+    R, _, _ = sashimi_modules()
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*kaiming_normal')     # resnext.py calls the deprecated initialiser
+        m = R.CifarResNeXt(nlabels=10, in_channels=1)
+    g = torch.Generator().manual_seed(seed)
+    bns = [b for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for b in m.modules():
+            if isinstance(b, torch.nn.Conv2d): b.weight.copy_(torch.randn(b.weight.shape, generator=g) * (2.0 / b.weight[0].numel()) ** 0.5)
+            elif isinstance(b, torch.nn.Linear):
+                b.weight.copy_(torch.randn(b.weight.shape, generator=g) * b.weight.shape[1] ** -0.5)
+                b.bias.copy_(0.1 * torch.randn(b.bias.shape, generator=g))
+        for b in bns:
+            b.weight.copy_(0.5 + torch.rand(b.num_features, generator=g)); b.bias.copy_(0.2 * torch.randn(b.num_features, generator=g))
+            b.reset_running_stats(); b.momentum = None
+        cal = torch.stack([sc09_ref_mel(y) for y in digit_like(24, seed=1000 + seed)])[:, None]
+        m.train(); m(cal); m.eval()
+    for b in bns: b.momentum = 0.1
+    return m
+
+
+def save_sc09_file(model, path, cuda_tags:bool=True, **save_kw):
+    """Write a model as SaShiMi's train_speech_commands.py writes resnext.pth: `torch.save(DataParallel(model), path)`, the
+    whole object pickled. As on the GPU machine it was trained on: DataParallel's device attributes (device_ids [0],
+    output_device 0, src_device_obj cuda:0) and, with `cuda_tags`, every tensor storage tagged 'cuda:0' (torch's
+    location tag is patched while saving, so no GPU is needed)"""
+    import torch, torch.serialization as S
+    dp = torch.nn.DataParallel(model)
+    dp.device_ids, dp.output_device, dp.src_device_obj, dp.dim = [0], 0, torch.device('cuda', 0), 0
+    dp.eval()
+    tag = S.location_tag
+    if cuda_tags: S.location_tag = lambda storage: 'cuda:0'
+    try: torch.save(dp, path, **save_kw)
+    finally: S.location_tag = tag
+    return path
