@@ -134,6 +134,21 @@ class Launch:
         out = [None] * self.world; dist.all_gather_object(out, obj)
         return out
 
+    def scatter(self, objs:list|None): # on the main process one picklable object per process (ignored elsewhere)
+        "Process `r` gets the main process's `objs[r]` (each process receives only its own part)"
+        if self.world == 1: return objs[0]
+        import torch.distributed as dist
+        out = [None]; dist.scatter_object_list(out, objs if self.is_main else None, src=0)
+        return out[0]
+
+    def gather_main(self, obj) -> list|None: # any picklable object
+        "Every process's `obj`, in rank order, on the main process only (None elsewhere)"
+        if self.world == 1: return [obj]
+        import torch.distributed as dist
+        out = [None] * self.world if self.is_main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
+
     def main_only(self, fn): # called without arguments; returns something picklable
         "`fn()` on the main process, its result on every process; an error there raises `PeerFailed` on the others"
         out = err = None

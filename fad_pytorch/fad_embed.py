@@ -662,33 +662,37 @@ def embed_dir(emb:Embedder, # a ready embedder
         save_json(_manifest(prov, emb, src.label, {**plan['done'], **plan['pending']}, shards=plan['shards']), out_dir / MANIFEST)
         clear_journals(out_dir)                                       # their records are in the manifest now
         units = sorted(plan['jobs'])
-        shares = assign_shards(units, [plan['weights'][u] for u in units], launch.world)
-        return {'jobs': [{u: plan['jobs'][u] for u in s} for s in shares], 'skipped': len(plan['done'])}
+        main['shares'] = [{u: plan['jobs'][u] for u in s} for s in assign_shards(units, [plan['weights'][u] for u in units], launch.world)]
+        return {'skipped': len(plan['done'])}
 
     try:
         shared = launch.main_only(prepare)
-        mine, tag = shared['jobs'][launch.rank], f" [rank 0/{launch.world}]" if launch.world > 1 else ''
+        mine = launch.scatter(main.get('shares'))                     # each process gets its own units only
+        tag = f" [rank 0/{launch.world}]" if launch.world > 1 else ''
         journal = Journal(out_dir, launch.rank, cfg)
         try: res = embed_files(emb, src, mine, out_dir, prov, framing, policy,
                                RunSettings(**{**asdict(run), 'progress': run.progress and launch.is_main}),
                                f"{emb.name} {src.name}{tag}", journal)
         finally: journal.close()
-        allres = launch.gather({**res, 'node': launch.node})
+        # counts and failures to every process (the summary); the records of finished files to the main process only
+        allres = launch.gather({**{k: res[k] for k in ('failed', 'windows', 'seconds', 'time')}, 'done': len(res['done']),
+                                'node': launch.node})
         summary = {'model': model or f"{emb.name}:{emb.variant}", 'input': src.label, 'output': str(out_dir),
-                   'files': shared['skipped'] + sum(len(r['done']) + len(r['failed']) for r in allres),
-                   'skipped': shared['skipped'], 'done': sum(len(r['done']) for r in allres),
+                   'files': shared['skipped'] + sum(r['done'] + len(r['failed']) for r in allres),
+                   'skipped': shared['skipped'], 'done': sum(r['done'] for r in allres),
                    'failed': {k: v for r in allres for k, v in r['failed'].items()}, 'windows': sum(r['windows'] for r in allres),
                    'seconds': sum(r['seconds'] for r in allres), 'time': max(r['time'] for r in allres),
-                   'processes': launch.world, 'per_process_files': [len(r['done']) + len(r['failed']) for r in allres],
+                   'processes': launch.world, 'per_process_files': [r['done'] + len(r['failed']) for r in allres],
                    'nodes': len({r['node'] for r in allres})}
+        records = launch.gather_main({k: res[k] for k in ('done', 'shards')})
         if launch.is_main:
             plan = main['plan']
             recs, shards = dict(plan['done']), plan['shards']
-            for r in allres:
+            for r in records:
                 recs.update(r['done'])
                 for stem, members in r['shards'].items(): shards[stem]['members'] = members
             recs.update({k: {'status': 'failed', 'error': v} for k, v in summary['failed'].items()})
-            completed = {stem for r in allres for stem in r['shards']}
+            completed = {stem for r in records for stem in r['shards']}
             missing = [u for u in plan['jobs'] if u not in recs and u + '/' not in recs and u not in completed]
             if missing: raise RuntimeError(f"internal error: {len(missing)} units neither done nor failed, e.g. {missing[0]}")
             save_json(_manifest(prov, emb, src.label, recs, {k: summary[k] for k in SUMMARY_KEYS if k not in ('failed', 'output')},
