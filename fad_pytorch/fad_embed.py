@@ -4,7 +4,7 @@
 
 # %% ../nbs/43_fad_embed.ipynb #f799b510
 from __future__ import annotations
-import heapq, json, os, platform, posixpath, re, sys, time, warnings
+import glob, heapq, json, os, platform, posixpath, re, sys, time, warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict, field
@@ -94,7 +94,7 @@ def is_shard_source(spec:str, # a source as given (without NAME=)
                    ) -> bool:
     "Whether a source names shards (an URL, a pipe:, a brace pattern, a .tar path, a space-separated list) rather than a folder"
     return (spec.startswith(('pipe:', 's3://', 'http://', 'https://')) or '{' in spec or spec.lower().endswith(SHARD_EXTS)
-            or (not os.path.exists(spec) and len(spec.split()) > 1))
+            or (not os.path.exists(spec) and (len(spec.split()) > 1 or glob.has_magic(spec))))
 
 def _named(source:str) -> tuple[str|None, str]:
     "Split `NAME=SOURCE` (when SOURCE names shards or a folder, and the whole is not an existing path)"
@@ -431,7 +431,12 @@ class ShardSet:
 
     def list(self) -> int: # number of shards
         "Find the shards and their versions (errors: missing shards, unreachable endpoints, credentials)"
-        self.versions = shard_versions(expand_sources(self.spec), self.s3, self.content_hash)
+        srcs = []
+        for u in expand_sources(self.spec):                           # local patterns with * or ? are globbed, sorted
+            if '://' in u or u.startswith('pipe:') or not glob.has_magic(u): srcs.append(u); continue
+            if not (found := sorted(glob.glob(u))): raise SourceError(f"{u}: no shard matches this pattern")
+            srcs += found
+        self.versions = shard_versions(srcs, self.s3, self.content_hash)
         seen = {}
         for url, _ in self.versions:
             if (stem := shard_name(url)) in seen:
@@ -732,6 +737,13 @@ def fad_embed(models:str, # embedder spec, model file, comma list, or 'all'
     "Embed each set with each model"
     run.check()
     for d in sources: as_set(d, run)                 # a source that is neither a folder nor shards fails now
+    outs = {}
+    for d in sources:                                # two different sets into one output would overwrite its manifest
+        o = out_dir_for(d, 'x', out)
+        if outs.setdefault(o, str(d)) != str(d):
+            raise ValueError(f"{outs[o]} and {d} would both write into {o.name[:-1]}<model>: give the shards of one set as one "
+                             "argument (a quoted pattern: 'dir/s-{0000..0099}.tar' or 'dir/*.tar', or an S3 prefix), or name "
+                             "the sets apart with NAME=SOURCE")
     results = []
     for spec in resolve_models(models):
         # the main process downloads and verifies the weights; the others then find them (verified: a record in the cache)

@@ -402,11 +402,12 @@ def fad_gen(name:str|Path, # NAME: writes NAME_reals/ and NAME_fakes/
         raise TooFewItems(f"the sources hold only {c} clips, but --n is {n}: add sources or lower --n")
     rank, world, device = launch.rank, launch.world, launch.device
     model = load_generator(model_ckpt, device)
-    identity = {**asdict(cfg), 'sources': sources, 'model_sha256': verified_sha256(model_ckpt)}
     run = {'n': n, 'batch_size': batch_size, 'processes': world, 'device': str(device), 'model_file': str(model_ckpt)}
     locks = [FileLock(d / LOCK_NAME, 'fad_gen') for d in out_dirs(name)] if launch.is_main else []
 
+    identity = {}
     def prepare():                                                    # the main process, holding both locks
+        identity.update({**asdict(cfg), 'sources': sources, 'model_sha256': verified_sha256(model_ckpt)})   # hashed here only
         for lk in locks: lk.acquire()
         for t in {(t.get('pid'), t.get('host')) for lk in locks if (t := lk.took_over)}:
             warnings.warn(f"{name}: took over the lock of fad_gen (pid {t[0]} on host {t[1]}), which is no longer running; "
