@@ -4,21 +4,21 @@ For each size (default 1 000, 10 000 and 100 000 one-second 16 kHz mono WAV file
 (`logmel`, weight-free; `vggish`, seeded random weights written in the published format, see tests/refs.py):
 
   run          `fad_embed` as a program (default decode workers): wall time, files/s, peak memory (max RSS of the
-               process and its workers, from wait4), engine time (from the manifest), manifest and .pt sizes
+               program or of one of its workers, from GNU time), engine time (from the manifest), manifest and .pt sizes
   overhead     (logmel only) the engine with --num-workers 0 and one thread, minus the time to decode the same files
                and to run the model's forward on the same windows in the same micro-batches, per file: what the
                engine adds (batching, writing, journal, bookkeeping)
   resume       planning a rerun, in-process, timed: `FolderSet.list` + `previous_state` + `FolderSet.plan`
                - all done: a finished output directory
                - half done: the state `kill -9` leaves halfway (manifest all `pending`, the journal holding the first
-                 half, the second half's .pt files gone), then the program completing it; the completed files are
-                 compared with those of the first run, bit for bit
+                 half, the second half's .pt files gone), then (sets up to --complete-max files) the program
+                 completing it; the completed files are compared with those of the first run, bit for bit
                - the program rerun when all is done (wall time, start-up included)
   fad_score    `fad_score OUT OUT --json` as a program: wall time, peak memory, and the value (0 up to rounding)
 
 and, per model (`--startup-models`), fad_embed's start-up: import, loading the weights (first time: with the sha256
-of the file; again: from the verification record), decode workers (time to the first decoded file), and the
-program's wall time on one file minus its engine time.
+of the file; again: from the verification record), the checkpoint check alone (a full sha256, then the record),
+decode workers (time to the first decoded file), and the program's wall time on one file minus its engine time.
 
 `check_size` is the same code path with its results checked; tests/test_scale.py runs it on 2 000 files in CI
 (no timing assertions). The 100 000-file run takes a long time on 2 cores (VGGish ~1 h): run it alone.
@@ -27,7 +27,7 @@ Usage: python benchmarks/bench_scale.py [--sizes 1000 10000 100000] [--models lo
        vggish pann clap] [--workdir DIR] [--json FILE]
 """
 from __future__ import annotations
-import argparse, json, os, platform, resource, shutil, subprocess, sys, tempfile, time
+import argparse, json, os, platform, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np, soundfile as sf, torch
 
@@ -93,19 +93,18 @@ SPECS = {'logmel': 'logmel', 'vggish': 'vggish', 'pann': 'pann:16k', 'clap': 'cl
 # ------------------------------------------------------------------ measuring programs
 
 def program(prog:str, *args, env:dict|None=None, threads:int=2) -> dict:
-    "Run a fad_pytorch program; wall time, peak RSS of it and its children (MiB), exit code, stderr"
+    "Run a fad_pytorch program; wall time, peak RSS of it and its waited-for children (MiB, GNU time's %M), exit code, stderr"
     exe = Path(sys.executable).parent / prog
     e = {**os.environ, 'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads), **(env or {})}
-    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryDirectory() as t:
+        # through /usr/bin/time: a child forked from this (large) process would count this process's pages as its own peak
+        timer = ['/usr/bin/time', '-f', '%M', '-o', f'{t}/rss'] if Path('/usr/bin/time').exists() else []
         t0 = time.perf_counter()
-        p = subprocess.Popen([str(exe), *map(str, args)], stdout=out, stderr=err, env=e)
-        _, status, ru = os.wait4(p.pid, 0)
+        p = subprocess.run([*timer, str(exe), *map(str, args)], capture_output=True, text=True, env=e)
         wall = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0); out.seek(0)
-        r = {'wall': wall, 'maxrss_mib': ru.ru_maxrss / 1024, 'rc': p.returncode, 'stderr': err.read().decode(), 'stdout': out.read().decode()}
-    if r['rc'] != 0: raise RuntimeError(f"{prog} {' '.join(map(str, args))} exited {r['rc']}:\n{r['stderr'][-3000:]}")
-    return r
+        rss = int(Path(f'{t}/rss').read_text().split()[-1]) / 1024 if timer else float('nan')
+    if p.returncode != 0: raise RuntimeError(f"{prog} {' '.join(map(str, args))} exited {p.returncode}:\n{p.stderr[-3000:]}")
+    return {'wall': wall, 'maxrss_mib': rss, 'rc': p.returncode, 'stderr': p.stderr, 'stdout': p.stdout}
 
 
 def plan_once(audio:Path, out:Path, emb, choices:Choices=Choices()) -> dict:
@@ -155,7 +154,7 @@ def tree_bytes(d:Path) -> int:
 
 # ------------------------------------------------------------------ one size, one model
 
-def check_size(work:Path, n:int, model:str='logmel', overhead:bool=True, log=print) -> dict:
+def check_size(work:Path, n:int, model:str='logmel', overhead:bool=True, log=print, complete_max:int=20000) -> dict:
     "Embed n one-second files, plan reruns (all done, half done), complete a half-done run, score: figures and checks"
     spec = SPECS[model]
     audio = write_clips(work / f'audio_{n}', n)
@@ -198,10 +197,16 @@ def check_size(work:Path, n:int, model:str='logmel', overhead:bool=True, log=pri
     log(f"  resume plan, all done: {res['resume_all']['seconds']:.2f} s ({res['resume_all']['todo']} to do); "
         f"program rerun {r['wall']:.1f} s")
 
+    r = program('fad_score', out, out, '--json')
+    res['fad_score'] = {'wall': r['wall'], 'maxrss_mib': r['maxrss_mib'], 'fad': json.loads(r['stdout'])['fad']}
+    log(f"  fad_score (the set against itself): {r['wall']:.1f} s, peak {r['maxrss_mib']:.0f} MiB, FAD {res['fad_score']['fad']:.2e}")
+
     prov = embed_provenance(emb, *settings_for(emb, Choices()))
     keep = {rel: torch.load(emb_path(out, rel), weights_only=True)['embeddings'] for rel in sorted(man['files'])[n // 2:][:1000]}
     gone = kill_halfway(out, config_id(prov))
     res['resume_half'] = plan_once(audio, out, emb)
+    log(f"  resume plan, half done (after kill -9): {res['resume_half']['seconds']:.2f} s ({res['resume_half']['todo']} to do)")
+    if n > complete_max: return res
     r = program('fad_embed', spec, audio, '--out', out_parent, *wargs)
     man2 = read_manifest(out)
     res['resume_half_run'] = {'wall': r['wall'], 'embedded': man2['summary']['done'], 'skipped': man2['summary']['skipped'],
@@ -210,12 +215,8 @@ def check_size(work:Path, n:int, model:str='logmel', overhead:bool=True, log=pri
                               'journals_left': len(list(out.glob(f'{JOURNAL_PREFIX}*'))), 'compared': len(keep),
                               'all_done': all(f['status'] == 'done' for f in man2['files'].values()) and len(man2['files']) == n,
                               'redone': len(gone)}
-    log(f"  resume plan, half done (after kill -9): {res['resume_half']['seconds']:.2f} s ({res['resume_half']['todo']} to do); "
-        f"completed by the program in {r['wall']:.1f} s, {len(keep)} files compared: {'same bits' if res['resume_half_run']['same_bits'] else 'DIFFERENT'}")
-
-    r = program('fad_score', out, out, '--json')
-    res['fad_score'] = {'wall': r['wall'], 'maxrss_mib': r['maxrss_mib'], 'fad': json.loads(r['stdout'])['fad']}
-    log(f"  fad_score (the set against itself): {r['wall']:.1f} s, peak {r['maxrss_mib']:.0f} MiB, FAD {res['fad_score']['fad']:.2e}")
+    log(f"  completed by the program in {r['wall']:.1f} s, {len(keep)} files compared: "
+        f"{'same bits' if res['resume_half_run']['same_bits'] else 'DIFFERENT'}")
     return res
 
 
@@ -234,6 +235,12 @@ def startup(model:str, work:Path, log=print) -> dict:
     load = ("import time; from fad_pytorch.fad_embed import load_model; t = time.perf_counter(); "
             f"load_model({spec!r}, {str(weights) if weights else None!r}); print(time.perf_counter() - t)")
     cold, warm = t(load, {'FAD_CACHE_DIR': str(cache)}), t(load, {'FAD_CACHE_DIR': str(cache)})
+    hashing = {}
+    if weights:                                       # the checkpoint check alone: a full sha256, then the record
+        code = ("import time; from fad_pytorch.weights import verified_sha256; t = time.perf_counter(); "
+                f"verified_sha256({str(weights)!r}); print(time.perf_counter() - t)")
+        shutil.rmtree(cache, ignore_errors=True)
+        hashing = {'sha256': t(code, {'FAD_CACHE_DIR': str(cache)}), 'record': t(code, {'FAD_CACHE_DIR': str(cache)})}
     one = work / 'one'; write_clips(one, 1)
     policy = AudioPolicy(SR)
     w = default_workers()
@@ -247,9 +254,10 @@ def startup(model:str, work:Path, log=print) -> dict:
     eng = read_manifest(next(o.iterdir()))['summary']['time']
     res = {'import': imp, 'weights_first': cold, 'weights_again': warm, 'workers': workers, 'num_workers': w,
            'program_wall': r['wall'], 'program_minus_engine': r['wall'] - eng,
-           'weights_mb': weights.stat().st_size / 1e6 if weights else 0}
+           'weights_mb': weights.stat().st_size / 1e6 if weights else 0, 'verify': hashing}
     log(f"  {model}: import {imp:.2f} s, weights {cold:.2f} s first / {warm:.2f} s again ({res['weights_mb']:.0f} MB), "
-        f"{w} worker(s) to first file {workers:.2f} s; program on one file {r['wall']:.2f} s, of which start-up {r['wall'] - eng:.2f} s")
+        f"{w} worker(s) to first file {workers:.2f} s; program on one file {r['wall']:.2f} s, of which start-up {r['wall'] - eng:.2f} s"
+        + (f"; checkpoint check: sha256 {hashing['sha256']:.2f} s, from the record {1e3 * hashing['record']:.1f} ms" if hashing else ''))
     return res
 
 
@@ -258,6 +266,7 @@ def main():
     p.add_argument('--sizes', type=int, nargs='+', default=[1000, 10000, 100000])
     p.add_argument('--models', nargs='+', default=['logmel', 'vggish'], choices=list(SPECS))
     p.add_argument('--startup-models', nargs='*', default=['logmel', 'vggish', 'pann', 'clap'], choices=list(SPECS))
+    p.add_argument('--complete-max', type=int, default=20000, help='complete the half-done run only for sets up to this size')
     p.add_argument('--workdir', help='keeps the audio (generated once per size), weights and outputs (default: a temporary one)')
     p.add_argument('--json', help='also write the results here')
     a = p.parse_args()
@@ -273,7 +282,8 @@ def main():
         for n in a.sizes:
             for m in a.models:
                 print(f"\n== {n} files, {m} (load average {os.getloadavg()[0]:.1f})", flush=True)
-                results['sizes'][f'{n}_{m}'] = check_size(work, n, m, overhead=m == 'logmel', log=lambda *s: print(*s, flush=True))
+                results['sizes'][f'{n}_{m}'] = check_size(work, n, m, overhead=m == 'logmel', log=lambda *s: print(*s, flush=True),
+                                                           complete_max=a.complete_max)
                 if a.json: Path(a.json).write_text(json.dumps(results, indent=1))
     finally:
         if not a.workdir: shutil.rmtree(work, ignore_errors=True)

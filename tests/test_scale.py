@@ -217,7 +217,11 @@ def test_members_that_are_not_audio_are_named_with_their_shard(tmp_path):
 def start(prog, *args, env=None):
     exe = Path(sys.executable).parent / prog
     return subprocess.Popen([str(exe), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, 'OMP_NUM_THREADS': '1', **(env or {})})
+                            env={**os.environ, 'OMP_NUM_THREADS': '1', **(env or {})}, start_new_session=True)
+
+def kill_9(p):
+    "kill -9 the run and what it started (its pipe: command, which would otherwise read on from the FIFO)"
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
 
 def wait_for(cond, p, what, timeout=300):
     t0 = time.time()
@@ -256,7 +260,7 @@ def test_kill_9_mid_shard_then_resume_and_the_lock(tmp_path):
     # a second run into the same output, while the first lives: refused, naming the holder
     err = no_traceback(run('fad_embed', 'logmel', src, '--out', tmp_path / 'killed', check=False))
     assert f'long_emb_logmel: in use by fad_embed (pid {p.pid} on host {socket.gethostname()}' in err, err
-    p.send_signal(signal.SIGKILL); p.wait(); stop.set()
+    kill_9(p); stop.set()
     done = pts(out)
     assert sum(r.startswith('l-0000/') for r in done) == 16 and 2 <= sum(r.startswith('l-0001/') for r in done) < 16  # mid-shard
     assert (out / '.fad_pytorch.lock').exists()                                 # the dead holder's lock file is left
@@ -281,7 +285,7 @@ def test_fad_gen_lock(tmp_path):
     wait_for(lambda: len(list((tmp_path / 'run_fakes').glob('0*.wav'))) >= 18, p, 'pairs of the second shard were written')
     err = no_traceback(run('fad_gen', tmp_path / 'run', *args, check=False))
     assert f'run_reals: in use by fad_gen (pid {p.pid} on host {socket.gethostname()}' in err, err
-    p.send_signal(signal.SIGKILL); p.wait(); stop.set()
+    kill_9(p); stop.set()
     n = len(set(q.name for q in (tmp_path / 'run_fakes').glob('0*.wav')) & set(q.name for q in (tmp_path / 'run_reals').glob('0*.wav')))
     feed(fifo, last)
     r = run('fad_gen', tmp_path / 'run', *args)
@@ -303,3 +307,14 @@ def test_scale_code_path_on_2000_files(tmp_path):
     h = r['resume_half_run']
     assert (h['embedded'], h['skipped'], h['redone'], h['journals_left'], h['all_done'], h['same_bits']) == (1000, 1000, 1000, 0, True, True)
     assert h['compared'] == 1000 and abs(r['fad_score']['fad']) < 1e-9
+    # planning after a kill -9 reads the journal: it opens no .pt file (torch.load counted)
+    from unittest import mock
+    import fad_pytorch.fad_embed as fe
+    from fad_pytorch.embdir import config_id
+    from fad_pytorch.embedder import get_embedder
+    out = tmp_path / 'out_2000_logmel/audio_2000_emb_logmel'
+    bench_scale.kill_halfway(out, config_id(manifest(out)['provenance']))
+    loads, load = [], torch.load
+    with mock.patch.object(fe.torch, 'load', lambda *a, **k: loads.append(a) or load(*a, **k)):
+        p = bench_scale.plan_once(tmp_path / 'audio_2000', out, get_embedder('logmel'))
+    assert (p['todo'], p['done'], len(loads)) == (1000, 1000, 0)
