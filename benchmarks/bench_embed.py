@@ -42,7 +42,7 @@ Usage: python benchmarks/bench_embed.py [--models vggish pann clap openl3] [--fi
        [--no-e2e] [--no-peers] [--keep DIR] [--json FILE]
 """
 from __future__ import annotations
-import argparse, json, os, platform, sys, tempfile, time
+import argparse, json, os, platform, shutil, sys, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -232,6 +232,7 @@ def e2e(spec:str, audio:Path, weights:Path, out:Path, nproc:int, threads:int, re
     walls, engines = [], []
     for r in range(repeat):
         o = out / f'{nproc}p_{threads}t_{r}'                       # a fresh directory: a rerun would resume
+        shutil.rmtree(o, ignore_errors=True)                        # (--keep keeps those of an earlier invocation)
         t0 = time.perf_counter()
         util.run('fad_embed', spec, audio, '--weights', weights, '--out', o, nproc=nproc,
                  env={'OMP_NUM_THREADS': str(max(1, threads // nproc))}, timeout=7200)

@@ -13,7 +13,8 @@ What has to be arranged around them, offline:
   links to the files, cleared before every run.
 - frechet-audio-distance loads PANN checkpoints with `torch.load` (weights only): its file holds just {'model': sd}.
 - fadtk's CLAP model downloads into its package folder: the loader is built without its __init__ and pointed at our
-  checkpoint (its own `load_model` then runs).
+  checkpoint (its own `load_model` then runs). Both tools build laion_clap's whole model, text tower included: the
+  checkpoint they load holds our random audio branch and a random full-size text tower (`clap_full_checkpoint`).
 
 Each function returns (setup, run): `setup()` builds the tool's model (untimed); `run(paths)` embeds the files as
 the tool does, and returns the number of model windows it computed.
@@ -110,13 +111,29 @@ def fadtk_vggish(paths:list[Path], weights:Path, work:Path):
     return fadtk_run(ml, work)
 
 
+def clap_full_checkpoint(weights:Path, work:Path) -> Path:
+    "A published-layout CLAP file with our checkpoint's audio branch and a random roberta-base text tower (what the tools load)"
+    p = work / 'clap_full' / weights.name
+    if p.exists(): return p
+    _offline()
+    import refs
+    m = refs.clap_module('HTSAT-base', False, small_text=False)
+    sd = torch.load(weights, map_location='cpu', weights_only=False)['state_dict']
+    audio = {k[len('module.'):]: v for k, v in sd.items() if k.startswith(('module.audio_branch.', 'module.audio_projection.'))}
+    missing = [k for k in audio if k not in m.model.state_dict()]
+    if missing: raise ValueError(f"{weights}: audio keys the full model lacks, e.g. {missing[0]}")
+    m.model.load_state_dict(audio, strict=False)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return refs.clap_save_published(m.model, p)
+
+
 def fadtk_clap(paths:list[Path], weights:Path, work:Path):
     "fadtk CLAPLaionModel('music') (HTSAT-base): 10 s windows every 1 s, one window per call"
     patch_torchaudio(); _quiet(); _offline()
     from fadtk.model_loader import CLAPLaionModel, ModelLoader
     ml = CLAPLaionModel.__new__(CLAPLaionModel)
     ModelLoader.__init__(ml, 'clap-laion-music', 512, 48000)
-    ml.type, ml.model_file, ml.device = 'music', weights, torch.device('cpu')
+    ml.type, ml.model_file, ml.device = 'music', clap_full_checkpoint(weights, work), torch.device('cpu')
     ml.load_model()
     return fadtk_run(ml, work)
 
@@ -154,7 +171,7 @@ def fad_pann(paths:list[Path], weights:Path, work:Path):
 def fad_clap(paths:list[Path], weights:Path, work:Path):
     "frechet-audio-distance CLAP 'music_audioset' (HTSAT-base): one call per whole file (laion_clap crops one 10 s window at random)"
     d = work / 'fad_clap'; d.mkdir(parents=True, exist_ok=True)
-    if not (d / weights.name).exists(): (d / weights.name).symlink_to(weights.resolve())
+    if not (d / weights.name).exists(): (d / weights.name).symlink_to(clap_full_checkpoint(weights, work).resolve())
     return _fad(work, paths, ckpt_dir=str(d), model_name='clap', submodel_name='music_audioset', sample_rate=48000)
 
 
