@@ -8,13 +8,19 @@ embedded per wall-second:
                      needs them (VGGish: torchvggish's VGG on waveform_to_examples' examples; PANN: panns_inference's
                      Cnn14 in the 16 kHz configuration on the same 10 s windows; OpenL3: torchopenl3's mel256/512 model
                      on the same 1 s windows, in its batches of 32; CLAP: laion_clap's
-                     get_audio_embedding_from_data on the same 10 s windows)
+                     get_audio_embedding_from_data on the same 10 s windows; PaSST: hear21passt's PasstBasicWrapper,
+                     front end included, on the same 10 s windows; MERT-95M: the reference MERTModel (refenv/mert on
+                     transformers' HuBERT) on the same whole files, normalised by its Wav2Vec2FeatureExtractor
+                     beforehand, all 13 hidden states as fadtk asks for them)
   (b) reference tool path, as the tools run it, file by file: decode, resample, embed (in memory, nothing written)
                      VGGish: torchvggish waveform_to_examples (resampy inside) + VGG, one waveform at a time, as
                      fad_pytorch 0.0.6 calls it; PANN: frechet-audio-distance style, resampy to 16 kHz, whole file
                      per forward; OpenL3: torchopenl3.get_audio_embedding (resampy to 48 kHz, centred, hop 0.1 s)
                      CLAP: laion_clap on the same 10 s windows after soxr HQ to 48 kHz (its own file path crops one
-                     10 s window per file at random)
+                     10 s window per file at random); PaSST: stable-audio-metrics' passt_kld (soxr HQ to 32 kHz,
+                     peak -1 dB, 10 s windows every 5 s, one forward per window); MERT: fadtk's
+                     MERTModel._get_embedding per whole file (processor + forward + layer 12) after soxr HQ to 24 kHz
+                     (fadtk's torchaudio resampler and 16-bit round trip left out)
   (d) peers        fadtk's and frechet-audio-distance's own pipelines (benchmarks/peers.py), warm, in-process, on the
                      same files with the same random weights: VGGish (fadtk, fad), PANN Cnn14_16k (fad), CLAP
                      HTSAT-base 'music' (fadtk: 10 s windows every 1 s; fad: one call per whole file, laion_clap crops
@@ -38,7 +44,9 @@ Add a model by adding a `ModelBench` to `MODELS` (see the entries below). OpenL3
 of audio (hop 0.1 s, ~0.3 s of CPU each): give it fewer files (`--models openl3 --files 2 --seconds 10`);
 benchmarks/bench_openl3.py has more OpenL3 rows (fast=True, other hops, CPU times).
 
-Usage: python benchmarks/bench_embed.py [--models vggish pann clap openl3] [--files 12] [--seconds 30] [--repeat 2] [--threads 2]
+MERT (MERT-v1-95M) embeds whole files (attention over all of a file's frames): give it files of the lengths you evaluate.
+
+Usage: python benchmarks/bench_embed.py [--models vggish pann clap openl3 passt mert] [--files 12] [--seconds 30] [--repeat 2] [--threads 2]
        [--no-e2e] [--no-peers] [--keep DIR] [--json FILE]
 """
 from __future__ import annotations
@@ -105,6 +113,7 @@ class ModelBench:
     tool_path:Callable # (reference model, list of audio files) -> None: the reference pipeline as tools run it
     tool_name:str # what tool_path reproduces
     ours_core:Callable|None = None # (our embedder, inputs) -> None: an extra "ours" row on the reference's inputs
+    custom_weights:bool = False # load the random weights as a custom file (the published file's size or sha256 is pinned)
 
 
 def windows(emb, wavs:list) -> list[torch.Tensor]:
@@ -175,6 +184,46 @@ def clap_tool_path(ref, paths):
         with torch.no_grad(): ref.get_audio_embedding_from_data(list(w), use_tensor=True)
 
 
+def passt_ref_forward(ref, xs):
+    "hear21passt's PasstBasicWrapper forward (front end + network, mode='all') on the engine's 10 s windows, a micro-batch per call"
+    import contextlib, io
+    with contextlib.redirect_stdout(io.StringIO()):             # hear21passt prints on its first forward
+        for x in xs: ref(x)
+
+
+def passt_tool_path(ref, paths):
+    """stable-audio-metrics' passt_kld path per file: soundfile float32, mono mean, soxr HQ to 32 kHz (librosa.load's
+    default resampler), peak-normalised to -1 dB (pyloudnorm.normalize.peak), 10 s windows every 5 s (the last one
+    zero-padded), one forward per window"""
+    import contextlib, io, soxr
+    for p in paths:
+        x, sr = sf.read(p, dtype='float32')
+        y = soxr.resample(x.mean(axis=1), sr, 32000, quality='HQ')
+        y = torch.from_numpy((y * (10 ** (-1 / 20) / np.abs(y).max())).astype(np.float32))
+        step, win = 5 * 32000, 10 * 32000
+        for i in range(0, max(step, len(y) - step), step):
+            w = y[i:i + win]
+            if len(w) < win and len(w) > 0.15 * win: w = torch.nn.functional.pad(w, (0, win - len(w)))
+            with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()): ref(w[None])
+
+
+def mert_ref_inputs(emb, wavs):
+    "The reference preprocessor's output (normalised input_values, attention mask) for the engine's whole files, 4 per call"
+    fe = refs.mert_feature_extractor()
+    return [fe([w[0].numpy() for w in b], sampling_rate=24000, return_tensors='pt') for b in batches(windows(emb, wavs), emb.micro_batch)]
+
+
+def mert_tool_path(ref, paths):
+    "fadtk's MERT loader per file: soundfile float32, mono mean, soxr HQ to 24 kHz, _get_embedding (whole file, layer 12)"
+    import soxr
+    from fadtk.model_loader import MERTModel
+    ml = MERTModel(layer=12)
+    ml.model, ml.processor, ml.device = ref, refs.mert_feature_extractor(), torch.device('cpu')
+    for p in paths:
+        x, sr = sf.read(p, dtype='float32')
+        with torch.no_grad(): ml._get_embedding(soxr.resample(x.mean(axis=1), sr, 24000, quality='HQ'))
+
+
 def openl3_ref_inputs(emb, wavs):
     "The engine's 1 s windows (centred, hop 0.1 s, as torchopenl3 frames them), in torchopenl3's batches of 32"
     return batches(windows(emb, wavs), 32)
@@ -213,6 +262,17 @@ MODELS = {
         save_weights=lambda ref, d: refs.save_openl3_file(ref.state_dict(), d / 'torchopenl3_mel256_music_512.pth.tar'),
         ref_inputs=openl3_ref_inputs, ref_forward=lambda ref, xs: [ref(x) for x in xs],
         tool_path=openl3_tool_path, tool_name='torchopenl3.get_audio_embedding per file (resampy, centred, hop 0.1 s)'),
+    'passt': ModelBench(                       # the published 10 s file's size and sha256 are pinned: random weights load as custom
+        spec='passt', reference=lambda: refs.passt_ref_random('base-10s', seed=0),
+        save_weights=lambda ref, d: refs.save_passt_file(ref.net.state_dict(), d / 'passt-s-f128-p16-s10-ap.476-swa.pt'),
+        ref_inputs=lambda emb, wavs: [b[:, 0] for b in batches(windows(emb, wavs), emb.micro_batch)],
+        ref_forward=passt_ref_forward, tool_path=passt_tool_path, custom_weights=True,
+        tool_name='stable-audio-metrics passt_kld style: soxr HQ, peak -1 dB, 10 s windows every 5 s, one forward each'),
+    'mert': ModelBench(                        # two files (config.json, pytorch_model.bin): the weights are a directory
+        spec='mert', reference=lambda: refs.mert_ref('mert_base', seed=0),
+        save_weights=lambda ref, d: refs.save_mert_published(ref, d / 'MERT-v1-95M'),
+        ref_inputs=mert_ref_inputs, ref_forward=lambda ref, xs: [ref(**x, output_hidden_states=True) for x in xs],
+        tool_path=mert_tool_path, tool_name="fadtk MERTModel._get_embedding per whole file (soxr HQ to 24 kHz)"),
 }
 
 
@@ -227,14 +287,14 @@ def best(fn:Callable, repeat:int, warmup:Callable|None=None) -> float:
     return min(ts)
 
 
-def e2e(spec:str, audio:Path, weights:Path, out:Path, nproc:int, threads:int, repeat:int) -> dict:
+def e2e(spec:str, audio:Path, weights:Path, out:Path, nproc:int, threads:int, repeat:int, custom:bool=False) -> dict:
     "Run fad_embed as a real program `repeat` times; best program wall time and best engine time (from the manifest)"
     walls, engines = [], []
     for r in range(repeat):
         o = out / f'{nproc}p_{threads}t_{r}'                       # a fresh directory: a rerun would resume
         shutil.rmtree(o, ignore_errors=True)                        # (--keep keeps those of an earlier invocation)
         t0 = time.perf_counter()
-        util.run('fad_embed', spec, audio, '--weights', weights, '--out', o, nproc=nproc,
+        util.run('fad_embed', spec, audio, '--weights', weights, '--out', o, *(['--custom-weights'] if custom else []), nproc=nproc,
                  env={'OMP_NUM_THREADS': str(max(1, threads // nproc))}, timeout=7200)
         walls.append(time.perf_counter() - t0)
         (man,) = o.glob('*/manifest.json')
@@ -249,7 +309,7 @@ def bench_model(name:str, mb:ModelBench, paths:list[Path], audio_s:float, a, tmp
     ref = mb.reference().eval()
     wdir = tmp / f'weights_{name}'; wdir.mkdir(exist_ok=True)
     wfile = mb.save_weights(ref, wdir)
-    emb = get_embedder(mb.spec, weights=wfile)
+    emb = get_embedder(mb.spec, weights=wfile, custom_weights=mb.custom_weights)
     print(f"setup (reference build, weights written and loaded): {time.perf_counter() - t0:.1f} s", flush=True)
     # the same audio at the model's rate, as our engine decodes it (untimed for the forward-only rows)
     wavs = [load_audio(p, emb.sample_rate, 'mono')[0] for p in paths]
@@ -278,7 +338,7 @@ def bench_model(name:str, mb:ModelBench, paths:list[Path], audio_s:float, a, tmp
         runs = [(1, a.threads, '1 process'), (2, a.threads, '2 processes')]
         if a.threads > 1: runs.insert(1, (1, 1, '1 process, 1 thread'))
         for nproc, threads, label in runs:
-            r = e2e(mb.spec, paths[0].parent, wfile, tmp / f'out_{name}', nproc, threads, a.repeat)
+            r = e2e(mb.spec, paths[0].parent, wfile, tmp / f'out_{name}', nproc, threads, a.repeat, mb.custom_weights)
             rows[f'ours fad_embed, {label} (program)'] = r['program']
             rows[f'ours fad_embed, {label} (engine)'] = r['engine']
     rate = {k: audio_s / v for k, v in rows.items()}

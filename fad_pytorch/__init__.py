@@ -6,3 +6,10 @@ __version__ = "0.1.0"
 # before torch is first imported, so it lives here; OMP_WAIT_POLICY=ACTIVE restores OpenMP's default.
 import os as _os
 _os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
+def __getattr__(name):
+    "The Python APIs users know from other tools, imported on first use (so `import fad_pytorch` stays light)"
+    if name in ('calculate_metrics', 'FrechetAudioDistance'):
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'fad_pytorch' has no attribute {name!r}")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/40_cli.ipynb #e6d179b5
 from __future__ import annotations
-import argparse, inspect, sys, types, typing, warnings
+import argparse, atexit, inspect, sys, types, typing, warnings
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
@@ -12,7 +12,7 @@ from fastcore.docments import docments
 
 # %% auto #0
 __all__ = ['build_parser', 'parse_call', 'script', 'show_warnings_plainly', 'fail', 'parse_opts', 'PeerFailed', 'Launch',
-           'launch_state', 'exact_math']
+           'leave_process_group', 'launch_state', 'exact_math']
 
 # %% ../nbs/40_cli.ipynb #9967737e
 def _base_type(anno) -> type|None:
@@ -49,7 +49,7 @@ def build_parser(func, # a function with docments comments
             if default: flag, helptext = f'no-{flag}', f'do not: {helptext}'
         else: kw.update(type=_base_type(anno), metavar=name.upper())
         shown = f' (default: {default})' if default not in (None, False, True, '') else ''
-        p.add_argument(f"--{flag}", dest=name, default=default, help=helptext + shown, **kw)
+        p.add_argument(*([f"-{flag}"] if len(flag) == 1 else []), f"--{flag}", dest=name, default=default, help=helptext + shown, **kw)
         if '_' in name: p.add_argument(f"--{flag.replace('-', '_')}", dest=name, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kw)
     return p
 
@@ -173,6 +173,13 @@ class Launch:
         import os, socket
         return f"{socket.gethostname()}/{os.environ.get('GROUP_RANK', '0')}"
 
+def leave_process_group():
+    "At exit: close the process group, so that gloo's threads end before the interpreter (else: 'terminate called without an active exception', SIGABRT)"
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        try: dist.destroy_process_group()
+        except Exception: pass
+
 def launch_state(device:str='auto', # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'
                 ) -> Launch:
     "The processes of this launch (torchrun, accelerate launch, srun, or one process), set up once by accelerate"
@@ -180,6 +187,7 @@ def launch_state(device:str='auto', # 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'
     from accelerate import PartialState
     s = PartialState(cpu=device == 'cpu' or (device == 'auto' and not torch.cuda.is_available()))
     dev = s.device if device == 'auto' else torch.device(device)
+    if s.num_processes > 1: atexit.register(leave_process_group)
     return Launch(s.process_index, s.num_processes, str(dev))
 
 def exact_math():

@@ -13,8 +13,9 @@ from .stats import Stats, check_moments
 from .io import atomic_write, save_pt, save_json, file_sha256
 
 # %% auto #0
-__all__ = ['MANIFEST', 'FORMAT', 'config_id', 'provenance_diff', 'emb_path', 'source_signature', 'save_embeddings', 'read_pt',
-           'read_manifest', 'embedding_files', 'dir_to_stats', 'save_stats', 'load_stats']
+__all__ = ['MANIFEST', 'FORMAT', 'STATS_CACHE', 'STATS_CACHE_FORMAT', 'config_id', 'provenance_diff', 'emb_path',
+           'source_signature', 'save_embeddings', 'read_pt', 'read_manifest', 'embedding_files', 'stats_cache_key',
+           'read_stats_cache', 'write_stats_cache', 'stream_stats', 'dir_to_stats', 'save_stats', 'load_stats']
 
 # %% ../nbs/04_embdir.ipynb #3c4947d5
 def config_id(provenance:dict, # what changes the embeddings
@@ -115,28 +116,80 @@ def embedding_files(emb_dir:str|Path, # embedding directory
     if extra: warnings.warn(f"{emb_dir}: {len(extra)} .pt file(s) not listed in {MANIFEST} are ignored, e.g. {extra[0]}")
     return dict(zip(done, paths)), man
 
+# %% ../nbs/04_embdir.ipynb #12982bac
+STATS_CACHE, STATS_CACHE_FORMAT = '.fad_stats.npz', 'fad_pytorch.stats_cache.1'
+
+def stats_cache_key(files:dict, # {rel: .pt path} of the set
+                    provenance:dict|None, # how the embeddings were made
+                    block:int, # accumulation block
+                   ) -> str: # sha256 hex
+    "What the statistics of a set depend on, hashed"
+    sig = [(rel, (st := os.stat(p)).st_size, st.st_mtime_ns) for rel, p in files.items()]
+    return hashlib.sha256(json.dumps([STATS_CACHE_FORMAT, provenance, block, sig], sort_keys=True).encode()).hexdigest()
+
+def read_stats_cache(emb_dir:str|Path, # embedding directory
+                     key:str, # `stats_cache_key` of the set as it is now
+                     device:str='cpu', # where the statistics go
+                    ) -> Stats|None: # None when absent, stale or unreadable
+    "The cached statistics of a directory, if they belong to the set as it is now"
+    p = Path(emb_dir) / STATS_CACHE
+    if not p.exists(): return None
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if str(z['key']) != key: return None
+            n, s1, s2 = int(z['n']), torch.from_numpy(z['s1']), torch.from_numpy(z['s2'])
+        if s1.dtype != torch.float64 or s1.ndim != 1 or s2.shape != (len(s1), len(s1)) or n < 1 or not (s1.isfinite().all() and s2.isfinite().all()):
+            raise ValueError("malformed arrays")
+    except Exception as e:
+        warnings.warn(f"{p}: unreadable statistics cache ({type(e).__name__}: {e}); recomputing it from the embeddings")
+        return None
+    stats = Stats(len(s1), device)
+    stats.n, stats.s1, stats.s2 = n, s1.to(device), s2.to(device)
+    return stats
+
+def write_stats_cache(emb_dir:str|Path, # embedding directory
+                      key:str, # `stats_cache_key` of the set
+                      stats:Stats, # its statistics
+                     ):
+    "Cache the statistics of a directory (atomically); a directory that cannot be written is left alone"
+    buf = io.BytesIO()
+    np.savez(buf, key=np.array(key), n=np.int64(stats.n), s1=stats.s1.cpu().numpy(), s2=stats.s2.cpu().numpy())
+    try: atomic_write(Path(emb_dir) / STATS_CACHE, buf.getvalue())
+    except OSError: pass
+
 # %% ../nbs/04_embdir.ipynb #acea627b
+def stream_stats(items, # (name, embeddings (frames, dim)) of each file, in the set's order
+                 device:str='cpu', # where to accumulate
+                 block:int=8192, # frames per accumulation step
+                ) -> Stats: # statistics of all frames
+    "Accumulate per-file embeddings in blocks of at least `block` frames, cut only between files"
+    stats, buf, nbuf, first = None, [], 0, None
+    for name, e in items:
+        if stats is None: first, stats = name, Stats(e.shape[1], device)
+        if e.shape[1] != stats.dim:
+            raise ValueError(f"{name}: embeddings have dim {e.shape[1]}, but {first} has dim {stats.dim}; the directory mixes models")
+        buf.append(e); nbuf += e.shape[0]
+        if nbuf >= block: stats.add(torch.cat(buf)); buf, nbuf = [], 0
+    if buf: stats.add(torch.cat(buf))
+    return stats
+
 def dir_to_stats(emb_dir:str|Path, # embedding directory
                  device:str='cpu', # where to accumulate
                  block:int=8192, # frames per accumulation step
                  progress:bool=False, # show a progress bar
+                 cache:bool=True, # read and write the directory's statistics cache
                 ) -> tuple[Stats, dict|None, dict]: # statistics, provenance (None if unknown) and info
-    "Stream an embedding directory into `Stats`"
+    "Stream an embedding directory into `Stats`, or read them from its cache when nothing changed"
     from tqdm.auto import tqdm
     files, man = embedding_files(emb_dir)
-    paths = list(files.values())
-    stats, buf, nbuf, dim0 = None, [], 0, None
-    for p in tqdm(paths, desc=f'reading {emb_dir}', disable=not progress, unit='file'):
-        e = read_pt(p)['embeddings']
-        if dim0 is None: dim0, stats = e.shape[1], Stats(e.shape[1], device)
-        if e.shape[1] != dim0:
-            raise ValueError(f"{p}: embeddings have dim {e.shape[1]}, but {paths[0]} has dim {dim0}; "
-                             "the directory mixes models")
-        buf.append(e); nbuf += e.shape[0]
-        if nbuf >= block: stats.add(torch.cat(buf)); buf, nbuf = [], 0
-    if buf: stats.add(torch.cat(buf))
-    info = {'path': str(emb_dir), 'files': len(paths), 'kind': 'fad_pytorch' if man else 'pt files'}
-    return stats, (man or {}).get('provenance'), info
+    prov = (man or {}).get('provenance')
+    info = {'path': str(emb_dir), 'files': len(files), 'kind': 'fad_pytorch' if man else 'pt files'}
+    key = stats_cache_key(files, prov, block) if cache else None
+    if cache and (stats := read_stats_cache(emb_dir, key, device)) is not None: return stats, prov, info
+    bar = tqdm(files.values(), desc=f'reading {emb_dir}', disable=not progress, unit='file')
+    stats = stream_stats(((p, read_pt(p)['embeddings']) for p in bar), device, block)
+    if cache: write_stats_cache(emb_dir, key, stats)
+    return stats, prov, info
 
 # %% ../nbs/04_embdir.ipynb #0dd9dedf
 def save_stats(path:str|Path, # destination `.npz`

@@ -164,6 +164,12 @@ class Embedder(nn.Module):
         "Names of the classes of the classification head, when known"
         return None
 
+    def prepare(self,
+                wav:Tensor, # one whole decoded file (channels, samples) at `sample_rate`
+               ) -> Tensor: # the audio its windows are cut from
+        "File-level preprocessing before framing (e.g. loudness normalisation over the whole file); default: none"
+        return wav
+
     @property
     def device(self) -> torch.device:
         "Where the model's parameters (or, without parameters, its buffers) live"

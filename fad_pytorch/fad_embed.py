@@ -607,7 +607,7 @@ def embed_files(emb:Embedder, # a ready embedder
                 if journal: journal.add({k: item[k] for k in ('shard', 'version', 'members')})
             continue
         if item['error']: bad(rel, item['error']); continue
-        wins, times = framing.cut(item['wav'], emb.sample_rate)
+        wins, times = framing.cut(emb.prepare(item['wav']), emb.sample_rate)
         f = PendingFile(rel, wins, times, item['seconds'], item['source'] or jobs[rel], name=item['name'])
         if window is None or wins.shape[-1] != window:              # a whole file, or one shorter window: on its own
             try: f.outs.append(forward(wins, wins.shape[0] * wins.shape[1]))

@@ -13,8 +13,8 @@ from .io import atomic_open, file_sha256, save_json
 
 # %% auto #0
 __all__ = ['Checkpoint', 'WeightsError', 'WeightsNotFound', 'cache_dir', 'weights_search_path', 'offline', 'download_url',
-           'verified_sha256', 'verify_weights', 'download', 'fetch_weights', 'restricted_pickle', 'read_checkpoint',
-           'load_state_dict_strict']
+           'verified_sha256', 'verify_weights', 'download', 'fetch_weights', 'RefusedGlobal', 'restricted_pickle',
+           'read_checkpoint', 'load_state_dict_strict']
 
 # %% ../nbs/05_weights.ipynb #69a4a8fe
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Checkpoint:
     "A published weights file"
     file:str # canonical file name
     url:str # where the publisher serves it
-    sha256:str|None=None # full sha256, only when the publisher gives it (a mismatch is then an error)
+    sha256:str|None=None # sha256 where the publisher gives it, full or (as torch.hub file names do) its first hex digits; a mismatch is then an error
     size:int|None=None # size in bytes, when known (a mismatch is then an error)
     aliases:tuple=() # other names the same file goes by (e.g. URL-encoded, as browsers and other tools save it)
 
@@ -88,7 +88,7 @@ def verify_weights(path:Path, # a weights file
         raise WeightsError(f"{path}: {size} bytes, but {ckpt.file} is {ckpt.size} bytes: the file is truncated or not the "
                            f"published one. {fix}")
     sha = verified_sha256(path)
-    if not custom and ckpt.sha256 is not None and sha != ckpt.sha256:
+    if not custom and ckpt.sha256 is not None and not sha.startswith(ckpt.sha256):
         raise WeightsError(f"{path}: checksum mismatch (sha256 {sha}, expected {ckpt.sha256}): the file is corrupted or "
                            f"not the published {ckpt.file}. {fix}")
     return sha
@@ -144,8 +144,10 @@ def fetch_weights(ckpt:Checkpoint, # the published file wanted
     if custom:
         if weights is None: raise WeightsError(f"--custom-weights needs --weights FILE: the custom file to load instead of {ckpt.file}")
         p = Path(weights)
-        if p.is_dir() and not (p := p / ckpt.file).is_file():
-            raise WeightsError(f"{weights}: with --custom-weights give the file itself, or a directory holding {ckpt.file}")
+        if p.is_dir():
+            found = [p / f for f in (ckpt.file, *ckpt.aliases) if (p / f).is_file()]
+            if not found: raise WeightsError(f"{weights}: with --custom-weights give the file itself, or a directory holding {ckpt.file}")
+            p = found[0]
         return p, verify_weights(p, ckpt, custom=True)
     for p in weights_search_path(weights):
         for cand in [p] if p.is_file() else [p / f for f in (ckpt.file, *ckpt.aliases)]:
@@ -177,13 +179,19 @@ def _torch_globals() -> list:
     return [collections.OrderedDict, _codecs.encode, set, torch.Size, _utils._rebuild_tensor, _utils._rebuild_tensor_v2,
             _utils._rebuild_parameter, _utils._rebuild_parameter_with_state] + dtypes
 
+class RefusedGlobal(pickle.UnpicklingError):
+    "A pickle names a global outside the allowlist (`.name`: 'module.qualname'); it was refused before being called"
+    def __init__(self, name:str): # 'module.qualname' as the pickle spells it
+        super().__init__(f"global '{name}' is not allowed")
+        self.name = name
+
 def restricted_pickle(allowed:list, # objects, or (object, 'module.name') pairs, as for `torch.serialization.safe_globals`
                      ) -> types.ModuleType: # a `pickle` stand-in for `torch.load(pickle_module=...)`
     "A pickle module whose unpickler resolves only the `allowed` globals, for any pickle protocol"
     names = dict((n, o) for o, n in (a if isinstance(a, tuple) else (a, f'{a.__module__}.{a.__qualname__}') for a in allowed))
     class Unpickler(pickle.Unpickler):
         def find_class(self, module, name):
-            if f'{module}.{name}' not in names: raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
+            if f'{module}.{name}' not in names: raise RefusedGlobal(f'{module}.{name}')
             return names[f'{module}.{name}']
     mod = types.ModuleType('restricted_pickle')
     mod.Unpickler, mod.load = Unpickler, lambda f, **kw: Unpickler(f, **kw).load()
@@ -204,6 +212,10 @@ def read_checkpoint(path:str|Path, # checkpoint file
         except pickle.UnpicklingError:          # e.g. pickle protocol 4; the same allowlist, read by Python's unpickler
             return torch.load(path, map_location='cpu', weights_only=False, mmap=mmap,
                               pickle_module=restricted_pickle(_torch_globals() + extra))
+    except RefusedGlobal as e:
+        raise WeightsError(f"{path}: cannot read checkpoint (refused: global '{e.name}' is not allowed in it; only tensors "
+                           "and this model's own known classes are read, and nothing from the file was run). It is not the "
+                           "published file: delete it and download it again, or give the weights of the right model.") from None
     except Exception as e:
         raise WeightsError(f"{path}: cannot read checkpoint ({type(e).__name__}: {str(e)[:300]}); the file may be truncated "
                            "or not a PyTorch checkpoint. Delete it and download it again.") from e

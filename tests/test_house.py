@@ -50,7 +50,7 @@ def test_outputs_get_the_permissions_of_the_umask(tmp_path, umask, mode):
     sh(f"{bindir / 'fad_score'} {out} {out} --save-stats {tmp_path / 'st'}")
     files = sorted(out.rglob('*')) + sorted(tmp_path.glob('st_*.npz'))
     files = [p for p in files if p.is_file()]
-    assert len(files) == 2 + 1 + 2                                       # 2 .pt, the manifest, 2 statistics files
+    assert len(files) == 2 + 1 + 1 + 2                                   # 2 .pt, the manifest, the statistics cache, 2 statistics files
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: mode for p in files}
 
 
@@ -118,7 +118,7 @@ def test_unknown_or_mistyped_options_are_clear_errors(tmp_path):
 # 5. fad_embed list was wrong for variants ----------------------------------------------------------------------------
 def test_list_shows_each_variants_rate_dim_and_framing():
     out = run('fad_embed', 'list').stdout
-    assert 'pann:32k  32000 Hz, dim 2048, 10 s windows every 10 s (pad end, short whole)' in out
+    assert 'pann:32k  32000 Hz, dim 2048, 527 class logits, 10 s windows every 10 s (pad end, short whole)' in out
     assert 'pann:8k  8000 Hz, dim 2048' in out
     assert 'openl3:mel128_env_6144  48000 Hz, dim 6144, 1 s windows every 0.1 s (pad zero, short zero, centred)' in out
     assert 'openl3:mel256_music_512  48000 Hz, dim 512' in out
@@ -254,3 +254,23 @@ def test_model_file_errors(tmp_path):
     torch.jit.save(torch.jit.script(Bands()), tmp_path / 'b.ts')
     err = no_traceback(run('fad_embed', tmp_path / 'b.ts', a, check=False))
     assert 'give --sample-rate' in err, err
+
+
+class Classifier(torch.nn.Module):
+    "(batch, 1, samples) -> (8 block energies, 3 class logits)"
+    def forward(self, x):
+        e = torch.log1p((x[:, 0] ** 2).reshape(x.shape[0], 8, -1).mean(-1) * 100)
+        return e, torch.stack([e[:, :4].sum(1), e[:, 4:].sum(1), e[:, 0] - e[:, 7]], 1)
+
+def test_classifier_model_file_gives_logits_to_the_classifier_metrics(tmp_path):
+    "A program returning (embeddings, logits) is a classifier: --logits stores them, fad_score's classifier metrics read them"
+    a = write_audio(tmp_path / 'a', 6, seed=1)
+    torch.jit.save(torch.jit.script(Classifier()), tmp_path / 'cls.ts')
+    run('fad_embed', tmp_path / 'cls.ts', a, '--sample-rate', 16000, '--window', 0.5, '--hop', 0.5, '--logits', '--num-workers', 0)
+    d = torch.load(tmp_path / 'a_emb_cls/a00.wav.pt', weights_only=True)
+    x, _ = sf.read(a / 'a00.wav', dtype='float32')
+    e, l = Classifier()(torch.from_numpy(x).reshape(2, 1, 8000))
+    assert torch.allclose(d['embeddings'], e, atol=1e-6) and torch.allclose(d['logits'], l, atol=1e-6)
+    r = json.loads(run('fad_score', tmp_path / 'a_emb_cls', tmp_path / 'a_emb_cls', '--metrics', 'is,kl_ref_gen', '--is-splits', 2,
+                       '--json').stdout)
+    assert r['kl_ref_gen'] == 0 and r['kl_ref_gen_pairs'] == 6 and r['is_mean'] >= 1

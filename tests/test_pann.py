@@ -1,4 +1,5 @@
-"""fad_pytorch's PANN Cnn14 against panns_inference's Cnn14 (16 and 32 kHz configurations) and frechet-audio-distance's
+"""fad_pytorch's PANN Cnn14 against panns_inference's Cnn14 (16 and 32 kHz configurations; embeddings and the 527 AudioSet logits,
+the reference's fc_audioset output read with a forward hook) and frechet-audio-distance's
 Cnn14_16k / Cnn14_8k.
 
 The reference models get seeded random weights (He-scaled convolutions, random BatchNorm affine and running statistics;
@@ -140,6 +141,56 @@ def test_batch_independence_is_bitwise(ours16):
             assert torch.equal(ours16.embed(x[i:i + 1]), many[i:i + 1]), i
 
 
+# ------------------------------------------------------------------ AudioSet logits
+
+def ref_logits(ref, x):
+    "The reference's `fc_audioset` output (the logits before clipwise_output's sigmoid), read with a forward hook"
+    out = {}
+    def keep(m, i, o): out['logits'] = o.detach().clone()             # returns None: the output stays as it is
+    h = ref.fc_audioset.register_forward_hook(keep)
+    try:
+        with torch.inference_mode(): d = ref(x)
+    finally: h.remove()
+    return d, out['logits']
+
+
+def test_logits_equal_panns_inference(ref16, ours16):
+    "forward_logits / embed(logits=True) == panns_inference's fc_audioset output (and its clipwise_output is their sigmoid)"
+    names, x = signals(16000, 1.3, seed=21)
+    d, want = ref_logits(ref16, x)
+    with torch.inference_mode():
+        e, got = ours16.embed(x[:, None], logits=True)
+        _, same_batch = ours16.forward_logits(x[:, None])
+    assert got.shape == want.shape == (6, 527) and e.shape == (6, 2048)
+    assert want.abs().max() > 1 and want.std() > 0.1                   # lively logits, not a comparison of zeros
+    assert (same_batch - want).abs().max() <= TOL_SAME
+    assert (got - want).abs().max() <= TOL, dict(zip(names, (got - want).abs().amax(1).tolist()))
+    assert torch.allclose(torch.sigmoid(want), d['clipwise_output'], atol=1e-7)      # the hook read the pre-sigmoid values
+    assert ours16.n_classes == 527 and len(ours16.class_names()) == 527 and ours16.class_names()[0] == 'Speech'
+
+
+def test_fad_embed_logits_cli_equals_reference(ref16, ckpt16, tmp_path):
+    "fad_embed pann DIR --logits: each .pt holds logits (frames, 527) == the reference's fc_audioset per window; provenance logits: true"
+    src = tmp_path / 'audio'
+    src.mkdir()
+    files = {'a.wav': ('music', 0.6), 'sub/b.wav': ('chirp', 12.0)}
+    for rel, (kind, seconds) in files.items():
+        (src / rel).parent.mkdir(exist_ok=True)
+        sf.write(src / rel, refs.make_signals(16000, seconds, seed=7)[kind], 16000, subtype='FLOAT')
+    run('fad_embed', 'pann', src, '--weights', ckpt16, '--out', tmp_path / 'out', '--logits')
+    out = tmp_path / 'out' / 'audio_emb_pann'
+    prov = json.loads((out / 'manifest.json').read_text())['provenance']
+    assert prov['logits'] is True and prov['model'] == 'pann'
+    for rel, (kind, seconds) in files.items():
+        x = torch.from_numpy(sf.read(src / rel, dtype='float32')[0])
+        slices = [x] if len(x) <= 160000 else [x[:160000], x[-160000:]]
+        want = torch.cat([ref_logits(ref16, s[None])[1] for s in slices])
+        d = torch.load(out / f'{rel}.pt', weights_only=True)
+        assert d['logits'].shape == (len(slices), 527) and d['logits'].dtype == torch.float32, rel
+        assert d['embeddings'].shape == (len(slices), 2048), rel
+        assert (d['logits'] - want).abs().max() <= TOL, rel
+
+
 # ------------------------------------------------------------------ loading
 
 def test_published_format_needs_numpy(ref16, ckpt16):
@@ -227,6 +278,8 @@ def test_fad_embed_cli_equals_reference(ref16, ckpt16, tmp_path):
         d = torch.load(out / f'{rel}.pt', weights_only=True)
         assert d['embeddings'].shape == want.shape, rel
         assert (d['embeddings'] - want).abs().max() <= TOL, rel
+        assert 'logits' not in d, rel                                     # logits only with --logits
+    assert 'logits' not in prov
     assert d['times'].tolist() == [0.0, 0.5]                              # c.wav: the last window ends at the file end
 
 

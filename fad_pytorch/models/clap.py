@@ -4,7 +4,7 @@
 
 # %% ../../nbs/12_clap.ipynb #bfde551b
 from __future__ import annotations
-import math, re
+import math
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -12,24 +12,18 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 from ..embedder import Embedder
 from ..weights import Checkpoint, read_checkpoint, load_state_dict_strict
+from .htsat import N_FFT, N_MELS, TOWERS, power_to_db, slaney_logmel, HTSAT, take_fixed_buffers
 
 # %% auto #0
-__all__ = ['SAMPLE_RATE', 'CLIP', 'N_FFT', 'HOP', 'N_MELS', 'FMIN', 'FMAX', 'FRAMES', 'IMG', 'PATCH', 'WIN', 'FREQ_RATIO',
-           'HEADS', 'MASK', 'TOWERS', 'CLAP_URL', 'VARIANTS', 'AUDIO_KEYS', 'IGNORED', 'ClapVariant', 'repeat_pad',
-           'centre_crop', 'quantize_int16', 'power_to_db', 'htk_filterbank', 'slaney_logmel', 'htk_logmel',
-           'mel_to_image', 'window_order', 'shift_mask', 'relative_position_index', 'merge_index', 'Mlp',
-           'WindowAttention', 'SwinBlock', 'PatchMerging', 'Stage', 'AFF', 'PatchEmbed', 'HTSAT', 'fusion_crop_starts',
-           'fusion_mel', 'clap_audio_state_dict', 'checkpoint_tower', 'ClapAudio']
+__all__ = ['SAMPLE_RATE', 'CLIP', 'HOP', 'FMIN', 'FMAX', 'FRAMES', 'CLAP_URL', 'VARIANTS', 'AUDIO_KEYS', 'IGNORED', 'ClapVariant',
+           'repeat_pad', 'centre_crop', 'quantize_int16', 'htk_filterbank', 'htk_logmel', 'ClapHTSAT',
+           'fusion_crop_starts', 'fusion_mel', 'clap_audio_state_dict', 'checkpoint_tower', 'ClapAudio']
 
 # %% ../../nbs/12_clap.ipynb #6d09dfb1
 SAMPLE_RATE = 48000      # Hz
 CLIP = 480000            # samples in the model's 10 s input
-N_FFT, HOP, N_MELS, FMIN, FMAX = 1024, 480, 64, 50.0, 14000.0   # both front ends
+HOP, FMIN, FMAX = 480, 50.0, 14000.0   # STFT hop and mel range of both front ends (1024-point STFT, 64 bands)
 FRAMES = CLIP // HOP + 1 # 1001 STFT frames (centred) per 10 s
-IMG, PATCH, WIN, FREQ_RATIO = 256, 4, 8, 4   # 256×256 image of 4 stacked time chunks; 4×4 patches; 8×8 windows
-HEADS = (4, 8, 16, 32)   # attention heads per stage
-MASK = -100.0            # HTSAT's value for masked attention in shifted windows (not -inf)
-TOWERS = {'HTSAT-tiny': (96, (2, 2, 6, 2)), 'HTSAT-base': (128, (2, 2, 12, 2))}   # embed_dim, blocks per stage
 CLAP_URL = 'https://huggingface.co/lukewys/laion_clap/resolve/main/'
 
 @dataclass(frozen=True)
@@ -75,11 +69,6 @@ def quantize_int16(x:Tensor, # waveform, any shape
     return (q.double() / 32767.0).float()                       # numpy divides the int16 array in float64
 
 # %% ../../nbs/12_clap.ipynb #de654aeb
-def power_to_db(p:Tensor, # power spectrogram
-               ) -> Tensor: # same shape
-    "10·log10(max(p, 1e-10)), reference 1, no top_db (torchlibrosa and torchaudio agree)"
-    return 10.0 * torch.log10(torch.clamp(p, min=1e-10))
-
 def htk_filterbank(n_freqs:int=N_FFT // 2 + 1, # STFT bins
                    sr:int=SAMPLE_RATE, # Hz
                    fmin:float=FMIN, # lowest band edge, Hz
@@ -95,16 +84,6 @@ def htk_filterbank(n_freqs:int=N_FFT // 2 + 1, # STFT bins
     rising, falling = (-1.0 * dist[:, :-2]) / width[:-1], dist[:, 2:] / width[1:]
     return torch.clamp(torch.minimum(rising, falling), min=0.0)
 
-def slaney_logmel(x:Tensor, # waveform (batch, samples)
-                  w_real:Tensor, # checkpoint STFT kernel, real part (513, 1, 1024)
-                  w_imag:Tensor, # checkpoint STFT kernel, imaginary part (513, 1, 1024)
-                  mel_w:Tensor, # checkpoint mel matrix (513, 64)
-                 ) -> Tensor: # (batch, frames, 64)
-    "torchlibrosa front end of the non-fusion models: reflect pad, STFT as a strided conv, power, melW, dB"
-    x = F.pad(x[:, None], (N_FFT // 2, N_FFT // 2), mode='reflect')
-    re, im = F.conv1d(x, w_real, stride=HOP), F.conv1d(x, w_imag, stride=HOP)
-    return power_to_db(((re ** 2 + im ** 2).transpose(1, 2)) @ mel_w)
-
 def htk_logmel(x:Tensor, # waveform (batch, samples)
                fbank:Tensor, # `htk_filterbank()` (513, 64)
               ) -> Tensor: # (batch, frames, 64)
@@ -114,257 +93,18 @@ def htk_logmel(x:Tensor, # waveform (batch, samples)
     return power_to_db(spec.abs().pow(2.0).transpose(1, 2) @ fbank)
 
 # %% ../../nbs/12_clap.ipynb #7a202883
-def mel_to_image(mel:Tensor, # normalised log-mel (batch, channels, frames <= 1024, 64)
-                ) -> Tensor: # (batch, channels, 256, 256)
-    "HTSAT's reshape_wav2img: bicubic stretch of time to 1024 frames, then 4 time chunks stacked along frequency"
-    B, C, T, M = mel.shape
-    if T > IMG * FREQ_RATIO or M != N_MELS: raise ValueError(f"expected at most 1024 frames of 64 mel bands, got {tuple(mel.shape)}")
-    if T < IMG * FREQ_RATIO: mel = F.interpolate(mel, (IMG * FREQ_RATIO, M), mode='bicubic', align_corners=True)
-    x = mel.transpose(2, 3).reshape(B, C, M, FREQ_RATIO, IMG)               # (B, C, mel, chunk, time)
-    return x.transpose(2, 3).reshape(B, C, M * FREQ_RATIO, IMG)
-
-# %% ../../nbs/12_clap.ipynb #823e90ca
-def window_order(res:int, # side of the (square) token map
-                 shift:int, # cyclic shift, 0 or WIN//2
-                ) -> Tensor: # (res*res,) row-major position of the t-th token in window order
-    "Token order of the (shifted) window partition: what `roll(-shift)` then partitioning gives"
-    w = min(WIN, res)
-    r = ((torch.arange(res) + shift) % res).reshape(res // w, w)           # [window, offset] -> row of the map
-    rows = r[:, None, :, None].expand(res // w, res // w, w, w)
-    cols = r[None, :, None, :].expand(res // w, res // w, w, w)
-    return (rows * res + cols).reshape(-1)
-
-def shift_mask(res:int, # side of the token map
-               shift:int, # cyclic shift
-              ) -> Tensor: # (windows, w*w, w*w): 0 or MASK
-    "Attention mask of the shifted windows: tokens from regions that were not neighbours before the roll do not attend"
-    w = min(WIN, res)
-    region = torch.zeros(res, dtype=torch.long)
-    region[res - w:res - shift], region[res - shift:] = 1, 2                 # in shifted coordinates
-    ids = (region[:, None] * 3 + region[None, :]).reshape(res // w, w, res // w, w).permute(0, 2, 1, 3).reshape(-1, w * w)
-    return torch.where(ids[:, None, :] != ids[:, :, None], MASK, 0.0)
-
-def relative_position_index(w:int=WIN, # window side
-                           ) -> Tensor: # (w*w, w*w) index into the (2w-1)² bias table
-    "Swin's relative position index"
-    ys, xs = torch.meshgrid(torch.arange(w), torch.arange(w), indexing='ij')
-    ys, xs = ys.reshape(-1), xs.reshape(-1)
-    return (ys[:, None] - ys[None, :] + w - 1) * (2 * w - 1) + xs[:, None] - xs[None, :] + w - 1
-
-def merge_index(res:int, # side of the map being merged
-                src:Tensor, # row-major position of each current token (the current order)
-                dst:Tensor, # row-major position, in the merged map, of each output token (its order)
-               ) -> Tensor: # (res*res,): output token t concatenates inputs [4t, 4t+4)
-    "Patch merging as one gather: each merged token takes x0, x1, x2, x3 = (even, even), (odd, even), (even, odd), (odd, odd)"
-    inv = torch.empty_like(src)
-    inv[src] = torch.arange(src.numel())
-    h, w = dst // (res // 2), dst % (res // 2)
-    dh, dw = torch.tensor([0, 1, 0, 1]), torch.tensor([0, 0, 1, 1])
-    return inv[(2 * h[:, None] + dh) * res + 2 * w[:, None] + dw].reshape(-1)
-
-# %% ../../nbs/12_clap.ipynb #c833fd11
-class Mlp(nn.Module):
-    "fc1 → exact GELU → fc2"
-    def __init__(self, dim:int): # channels
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
-
-    def forward(self, x:Tensor) -> Tensor: return self.fc2(F.gelu(self.fc1(x)))
-
-class WindowAttention(nn.Module):
-    "Multi-head self-attention within windows, with a learned relative position bias"
-    def __init__(self,
-                 dim:int, # channels
-                 heads:int): # attention heads
-        super().__init__()
-        self.heads = heads
-        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * WIN - 1) ** 2, heads))
-        self.register_buffer('rel_index', relative_position_index(), persistent=False)
-
-    def bias(self, n:int, # tokens per window
-            ) -> Tensor: # (heads, n, n)
-        "Relative position bias of one window"
-        return self.relative_position_bias_table[self.rel_index[:n, :n].reshape(-1)].reshape(n, n, -1).permute(2, 0, 1)
-
-    def forward(self,
-                x:Tensor, # (batch, windows·n, dim), in window order
-                n:int, # tokens per window
-                mask:Tensor|None, # (windows, n, n) shift mask, or None
-               ) -> Tensor: # (batch, windows·n, dim)
-        "Attention inside each window (bias and mask added as one float mask)"
-        B, L, C = x.shape
-        hd = C // self.heads
-        q, k, v = self.qkv(x).reshape(B * (L // n), n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
-        m = self.bias(n)[None]
-        if mask is not None: m = (m + mask[:, None]).repeat(B, 1, 1, 1)
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=hd ** -0.5)
-        return self.proj(o.transpose(1, 2).reshape(B, L, C))
-
-class SwinBlock(nn.Module):
-    "Pre-norm Swin block: x + attn(norm1(x)), then x + mlp(norm2(x))"
-    def __init__(self,
-                 dim:int, # channels
-                 heads:int): # attention heads
-        super().__init__()
-        self.norm1, self.attn, self.norm2, self.mlp = nn.LayerNorm(dim), WindowAttention(dim, heads), nn.LayerNorm(dim), Mlp(dim)
-
-    def forward(self,
-                x:Tensor, # (batch, L, dim) in this block's window order
-                n:int, # tokens per window
-                mask:Tensor|None, # shift mask or None
-               ) -> Tensor: # (batch, L, dim)
-        x = x + self.attn(self.norm1(x), n, mask)
-        return x + self.mlp(self.norm2(x))
-
-class PatchMerging(nn.Module):
-    "Concatenate 2×2 neighbours (x0, x1, x2, x3) → LayerNorm(4C) → Linear(4C, 2C, no bias)"
-    def __init__(self, dim:int): # input channels
-        super().__init__()
-        self.norm, self.reduction = nn.LayerNorm(4 * dim), nn.Linear(4 * dim, 2 * dim, bias=False)
-
-    def forward(self,
-                x:Tensor, # (batch, L, C)
-                index:Tensor, # from `merge_index`
-               ) -> Tensor: # (batch, L/4, 2C)
-        B, L, C = x.shape
-        return self.reduction(self.norm(x.index_select(1, index).reshape(B, L // 4, 4 * C)))
-
-class Stage(nn.Module):
-    "Swin blocks at one resolution (plain and shifted windows alternate; no shift once the map is one window), then a merge"
-    def __init__(self,
-                 dim:int, # channels
-                 depth:int, # blocks
-                 heads:int, # attention heads
-                 res:int, # side of the token map
-                 merge:bool): # patch merging at the end
-        super().__init__()
-        self.res, self.shift = res, WIN // 2 if res > WIN else 0
-        self.blocks = nn.ModuleList([SwinBlock(dim, heads) for _ in range(depth)])
-        self.downsample = PatchMerging(dim) if merge else None
-        plain = window_order(res, 0)
-        if self.shift:
-            shifted = window_order(res, self.shift)
-            inv_plain, inv_shifted = torch.argsort(plain), torch.argsort(shifted)
-            self.register_buffer('to_shifted', inv_plain[shifted], persistent=False)   # plain order → shifted order
-            self.register_buffer('to_plain', inv_shifted[plain], persistent=False)     # shifted order → plain order
-            self.register_buffer('attn_mask', shift_mask(res, self.shift), persistent=False)
-        self.register_buffer('order_out', shifted if self.shift and depth % 2 == 0 else plain, persistent=False)
-        if merge: self.register_buffer('merge', merge_index(res, self.order_out, window_order(res // 2, 0)), persistent=False)
-
-    def forward(self, x:Tensor, # (batch, res², dim) in plain window order
-               ) -> Tensor: # the next stage's input in its plain window order (last stage: in `order_out`)
-        n = min(WIN, self.res) ** 2
-        for i, blk in enumerate(self.blocks):
-            if self.shift and i % 2:
-                x = blk(x.index_select(1, self.to_shifted), n, self.attn_mask)
-                if i + 1 < len(self.blocks): x = x.index_select(1, self.to_plain)
-            else: x = blk(x, n, None)
-        return x if self.downsample is None else self.downsample(x, self.merge)
-
-# %% ../../nbs/12_clap.ipynb #f4979788
-class _Stft(nn.Module):
-    "Holds the checkpoint's STFT kernels (keys `stft.conv_real.weight`, `stft.conv_imag.weight`)"
-    def __init__(self):
-        super().__init__()
-        self.conv_real = nn.Conv1d(1, N_FFT // 2 + 1, N_FFT, stride=HOP, bias=False)
-        self.conv_imag = nn.Conv1d(1, N_FFT // 2 + 1, N_FFT, stride=HOP, bias=False)
-
-class _Spectrogram(nn.Module):
-    "Key container: `spectrogram_extractor.stft.*`"
-    def __init__(self):
-        super().__init__()
-        self.stft = _Stft()
-
-class _LogMel(nn.Module):
-    "Key container: `logmel_extractor.melW`"
-    def __init__(self):
-        super().__init__()
-        self.melW = nn.Parameter(torch.zeros(N_FFT // 2 + 1, N_MELS), requires_grad=False)
-
-class AFF(nn.Module):
-    "Attentional feature fusion (2-D) of the fusion checkpoints: 2·x·w + 2·y·(1−w), w = σ(local(x+y) + global(x+y))"
-    def __init__(self,
-                 ch:int, # channels
-                 r:int=4): # channel reduction
-        super().__init__()
-        self.local_att = nn.Sequential(nn.Conv2d(ch, ch // r, 1), nn.BatchNorm2d(ch // r), nn.ReLU(),
-                                       nn.Conv2d(ch // r, ch, 1), nn.BatchNorm2d(ch))
-        self.global_att = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(ch, ch // r, 1), nn.BatchNorm2d(ch // r),
-                                        nn.ReLU(), nn.Conv2d(ch // r, ch, 1), nn.BatchNorm2d(ch))
-
-    def forward(self,
-                x:Tensor, # global features (batch, ch, H, W)
-                y:Tensor, # local features (batch, ch, H, W)
-               ) -> Tensor: # (batch, ch, H, W)
-        w = torch.sigmoid(self.local_att(x + y) + self.global_att(x + y))
-        return 2 * x * w + 2 * y * (1 - w)
-
-class PatchEmbed(nn.Module):
-    "4×4 conv patches → window order → LayerNorm; fusion models first fuse in the patches of the 3 local crops"
-    def __init__(self,
-                 dim:int, # embedding channels
-                 fusion:bool): # fusion checkpoint
-        super().__init__()
-        self.proj, self.norm = nn.Conv2d(1, dim, PATCH, stride=PATCH), nn.LayerNorm(dim)
-        if fusion:
-            self.mel_conv2d = nn.Conv2d(1, dim, (PATCH, 3 * PATCH), stride=(PATCH, 3 * PATCH))
-            self.fusion_model = AFF(dim)
-
-    def forward(self,
-                img:Tensor, # (batch, 1 or 4, 256, 256): global image [, 3 local crops]
-                longer:Tensor|None=None, # (batch,) bool: fuse the local crops (fusion models, inputs over 10 s)
-               ) -> Tensor: # (batch, 64·64, dim) in stage-0 plain window order
-        g = self.proj(img[:, :1])                                             # (B, dim, 64, 64)
-        if longer is not None and bool(longer.any()):
-            B, _, H, W = img.shape
-            loc = self.mel_conv2d(img[:, 1:].reshape(B * 3, 1, H, W))         # (3B, dim, 64, 21)
-            loc = loc.reshape(B, 3, *loc.shape[1:]).permute(0, 2, 3, 1, 4).flatten(3)   # 3 crops side by side: 63
-            loc = F.pad(loc, (0, g.shape[-1] - loc.shape[-1]))
-            g = torch.where(longer[:, None, None, None], self.fusion_model(g, loc), g)
-        B, C, H, W = g.shape
-        x = g.reshape(B, C, H // WIN, WIN, W // WIN, WIN).permute(0, 2, 4, 3, 5, 1).reshape(B, H * W, C)
-        return self.norm(x)
-
-class HTSAT(nn.Module):
-    "HTSAT audio tower up to the clip embedding (mean of the final tokens); attribute names are the checkpoint's keys"
+class ClapHTSAT(HTSAT):
+    "LAION-CLAP's HTSAT: hop 480; the fusion checkpoints' log-mel is torchaudio-style HTK, not the checkpoint's tensors"
     def __init__(self,
                  tower:str, # 'HTSAT-tiny' or 'HTSAT-base'
                  fusion:bool): # fusion checkpoint
-        super().__init__()
-        dim, depths = TOWERS[tower]
-        self.fusion = fusion
-        self.spectrogram_extractor, self.logmel_extractor = _Spectrogram(), _LogMel()
-        self.bn0 = nn.BatchNorm2d(N_MELS)
-        self.patch_embed = PatchEmbed(dim, fusion)
-        res = IMG // PATCH
-        self.layers = nn.ModuleList([Stage(dim * 2 ** i, d, HEADS[i], res // 2 ** i, i < len(depths) - 1)
-                                     for i, d in enumerate(depths)])
-        self.norm = nn.LayerNorm(dim * 2 ** (len(depths) - 1))
+        super().__init__(tower, HOP, fusion)
         self.register_buffer('htk_fbank', htk_filterbank(), persistent=False)
 
     def logmel(self, x:Tensor, # waveform (batch, samples)
               ) -> Tensor: # (batch, frames, 64)
         "This checkpoint's front end: the checkpoint's STFT and Slaney melW, or (fusion) torchaudio-style HTK"
-        if self.fusion: return htk_logmel(x, self.htk_fbank)
-        st = self.spectrogram_extractor.stft
-        return slaney_logmel(x, st.conv_real.weight, st.conv_imag.weight, self.logmel_extractor.melW)
-
-    def forward_mel(self,
-                    mel:Tensor, # log-mel (batch, 1 or 4, frames <= 1024, 64)
-                    longer:Tensor|None=None, # (batch,) bool, fusion: channels 1-3 are local crops to fuse in
-                   ) -> Tensor: # (batch, 768 or 1024)
-        "bn0 over mel bands → image → Swin → LayerNorm → mean of the tokens"
-        bn = self.bn0
-        x = F.batch_norm(mel.transpose(1, 3), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
-        x = self.patch_embed(mel_to_image(x.transpose(1, 3)), longer)
-        for layer in self.layers: x = layer(x)
-        return self.norm(x).mean(1)
-
-    def forward(self, x:Tensor, # waveform (batch, 480000)
-               ) -> Tensor: # (batch, 768 or 1024)
-        "10 s clips → tower output (fusion models: the global mel only, as the reference for clips up to 10 s)"
-        return self.forward_mel(self.logmel(x)[:, None])
+        return htk_logmel(x, self.htk_fbank) if self.fusion else super().logmel(x)
 
 # %% ../../nbs/12_clap.ipynb #05181fbc
 def fusion_crop_starts(frames:int, # mel frames of the whole clip (> 1001)
@@ -431,7 +171,7 @@ class ClapAudio(Embedder):
                 ):
         super().__init__(variant)
         self.spec, self.quantize, self.antialias = VARIANTS[self.variant], bool(quantize), bool(antialias)
-        self.audio_branch = HTSAT(self.spec.tower, self.spec.fusion)
+        self.audio_branch = ClapHTSAT(self.spec.tower, self.spec.fusion)
         self.audio_projection = nn.Sequential(nn.Linear(self.audio_branch.norm.normalized_shape[0], 512), nn.ReLU(),
                                               nn.Linear(512, 512))
         self.eval()
@@ -455,24 +195,8 @@ class ClapAudio(Embedder):
             fits = [v for v, s in VARIANTS.items() if (s.tower, s.fusion) == (tower, fusion)]
             raise ValueError(f"{path}: holds an {kind(tower, fusion)} model, but clap:{self.variant} is "
                              f"{kind(self.spec.tower, self.spec.fusion)}; variants for this file: {', '.join(fits)}")
-        own = {}
-        for k in self.state_dict():
-            if k.endswith('num_batches_tracked'): own[k] = sd.get(k, torch.tensor(0))   # does not affect eval mode
-        for k in [k for k in sd if k.endswith(('.relative_position_index', '.attn_mask'))]:
-            v, ours = sd.pop(k), self._fixed_buffer(k)
-            if ours is None or ours.shape != v.shape or not torch.equal(ours.to(v.dtype), v):
-                raise ValueError(f"{path}: {k} differs from HTSAT's: not a published LAION-CLAP checkpoint")
-        load_state_dict_strict(self, {**sd, **own}, path)      # copies (to float32) out of the memory-mapped file
-
-    def _fixed_buffer(self, key:str, # e.g. 'audio_branch.layers.0.blocks.1.attn_mask'
-                     ) -> Tensor|None: # our value of it (None: no such buffer in HTSAT)
-        "HTSAT's relative_position_index or shifted-window attn_mask of a block, computed our way"
-        m = re.fullmatch(r'audio_branch\.layers\.(\d+)\.blocks\.(\d+)\.(attn\.relative_position_index|attn_mask)', key)
-        if not m or int(m[1]) >= len(self.audio_branch.layers): return None
-        stage, block = self.audio_branch.layers[int(m[1])], int(m[2])
-        if block >= len(stage.blocks): return None
-        if m[3] == 'attn_mask': return stage.attn_mask if stage.shift and block % 2 else None
-        return relative_position_index()
+        sd = take_fixed_buffers(sd, self.audio_branch, 'audio_branch.', path, 'LAION-CLAP')
+        load_state_dict_strict(self, sd, path)      # copies (to float32) out of the memory-mapped file
 
     def forward(self, x:Tensor, # (batch, 1, 480000) float32 at 48 kHz; or clips of another length (whole files)
                ) -> Tensor: # (batch, 512), unit norm

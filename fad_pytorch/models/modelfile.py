@@ -109,26 +109,40 @@ class ModelFile(Embedder):
                 raise ModelError(f"{path}: the program was exported for windows of {shape[2]} samples, but --window {m.window} s at "
                                  f"{m.sample_rate} Hz is {w} samples: export it with dynamic shapes or use that window")
             if shape[0] is not None: m.micro_batch = shape[0]
-        m.dim = m._probe()
+        m.dim, m.n_classes = m._probe(meta.get('output', 'embeddings'))
         m.weight_files = [(path.name, verified_sha256(path))]   # hashed once per file version (a record in the cache)
         return m.eval().requires_grad_(False)
 
-    def _probe(self) -> int: # the embedding size
-        "Run the program on silence and check its output"
+    def _probe(self, output:str='embeddings', # metadata 'output': 'embeddings', or 'logits' (the single output is the logits)
+              ) -> tuple[int, int]: # the embedding size, and the number of classes (0: no logits)
+        "Run the program on silence and check its output: (batch, dim), or a pair (embeddings, logits)"
+        if output not in ('embeddings', 'logits'): raise ModelError(f"{self.path}: metadata output must be 'embeddings' or 'logits', not {output!r}")
         x = torch.zeros(self.micro_batch, self.in_channels, self.window_samples()[0])
         try:
             with torch.inference_mode(): y = self.program(x)
         except Exception as e:
             raise ModelError(f"{self.path}: the program failed on input {tuple(x.shape)} ({type(e).__name__}: "
                              f"{(str(e).strip().splitlines() or [''])[0][:300]})") from None
-        if not isinstance(y, Tensor) or y.ndim != 2 or y.shape[0] != len(x):
-            raise ModelError(f"{self.path}: the program returned {tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__} "
-                             f"for input {tuple(x.shape)}; fad_embed needs embeddings (batch, dim)")
-        if not torch.isfinite(y).all(): raise ModelError(f"{self.path}: the program returned NaN or infinite values for silence")
-        return y.shape[1]
+        ys = list(y) if isinstance(y, (tuple, list)) and len(y) == 2 else [y]
+        for o in ys:
+            if not isinstance(o, Tensor) or o.ndim != 2 or o.shape[0] != len(x):
+                got = ', '.join(str(tuple(o.shape)) if isinstance(o, Tensor) else type(o).__name__ for o in ys)
+                raise ModelError(f"{self.path}: the program returned {got} for input {tuple(x.shape)}; fad_embed needs "
+                                 "embeddings (batch, dim), or a pair (embeddings, logits) of such tensors")
+            if not torch.isfinite(o).all(): raise ModelError(f"{self.path}: the program returned NaN or infinite values for silence")
+        self.pair = len(ys) == 2
+        if self.pair: return ys[0].shape[1], ys[1].shape[1]
+        return ys[0].shape[1], ys[0].shape[1] if output == 'logits' else 0
 
     def forward(self, x:Tensor) -> Tensor: # (batch, in_channels, samples) -> (batch, dim)
-        return self.program(x).float()
+        y = self.program(x)
+        return (y[0] if self.pair else y).float()
+
+    def forward_logits(self, x:Tensor) -> tuple[Tensor, Tensor]: # embeddings and logits
+        "Embeddings and logits: the program's pair, or its single output twice when that output is its logits"
+        if not self.n_classes: raise ValueError(f"{self.path}: the program gives no logits (return (embeddings, logits), or set \"output\": \"logits\" in its {META})")
+        y = self.program(x)
+        return (y[0].float(), y[1].float()) if self.pair else (y.float(), y.float())
 
     def _apply(self, fn, recurse=True):
         "`.to(device)` moves the program too"

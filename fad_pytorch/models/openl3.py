@@ -67,10 +67,11 @@ def mel_filterbank(n_mels:int, # number of mel bands
                    n_fft:int, # FFT size
                    htk:bool, # HTK scale (else Slaney)
                    round_triangles:bool=True, # round the triangles to float32 before the area normalisation (librosa >= 0.7)
+                   sample_rate:int=SAMPLE_RATE, # Hz: the bands span 0 Hz to half of it
                   ) -> Tensor: # (n_mels, n_fft//2+1) float32
-    "Area-normalised triangular mel filterbank from 0 Hz to 24 kHz, as librosa.filters.mel computes it"
-    fft_f = np.arange(n_fft // 2 + 1, dtype=np.float64) * (SAMPLE_RATE / n_fft)
-    mel_f = mel_to_hz(np.linspace(hz_to_mel(0.0, htk), hz_to_mel(SAMPLE_RATE / 2, htk), n_mels + 2), htk)
+    "Area-normalised triangular mel filterbank from 0 Hz to half the sample rate (24 kHz), as librosa.filters.mel computes it"
+    fft_f = np.arange(n_fft // 2 + 1, dtype=np.float64) * (sample_rate / n_fft)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(0.0, htk), hz_to_mel(sample_rate / 2, htk), n_mels + 2), htk)
     fdiff, ramps = np.diff(mel_f), mel_f[:, None] - fft_f[None, :]
     tri = np.maximum(0, np.minimum(-ramps[:-2] / fdiff[:-1, None], ramps[2:] / fdiff[1:, None]))
     if round_triangles: tri = tri.astype(np.float32).astype(np.float64)
