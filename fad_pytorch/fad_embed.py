@@ -770,7 +770,7 @@ def _print_summary(s:dict):
     t = s['time']
     print(f"{s['model']} {s['input']} -> {s['output']}: {s['done']} embedded, {s['skipped']} already done, {len(s['failed'])} failed "
           f"of {s['files']} files; {s['windows']} windows, {s['seconds']:.1f} s of audio in {t:.1f} s "
-          f"({s['seconds'] / max(t, 1e-9):.1f} audio-s/s) on {s['processes']} process(es)", file=sys.stderr)
+          f"({s['seconds'] / max(t, 1e-9):.1f} audio-s/s) on {s['processes']} process(es), {s['nodes']} node(s)", file=sys.stderr)
     for rel, why in sorted(s['failed'].items()): print(f"  failed: {why}", file=sys.stderr)
 
 def default_workers() -> int:

@@ -458,12 +458,14 @@ def run_gen(name:str, # NAME
                       launch.is_main and sys.stderr.isatty())
     except (ValueError, FileNotFoundError, PeerFailed) as e: return fail('fad_gen' + tag, e)
     if launch.world > 1:
-        print(f"fad_gen{tag}: {res['written']} pairs written, {res['skipped']} kept, {res['batches']} batches on {launch.device}", file=sys.stderr)
-    allres = launch.gather(res)
+        print(f"fad_gen{tag}: {res['written']} pairs written, {res['skipped']} kept, {res['batches']} batches on {launch.device} "
+              f"(node {launch.node})", file=sys.stderr)
+    allres = launch.gather({**res, 'node': launch.node})             # the node of each process: how many machines took part
     if launch.is_main:
         w, s = sum(r['written'] for r in allres), sum(r['skipped'] for r in allres)
         print(f"fad_gen: {n} pairs in {res['reals']}/ and {res['fakes']}/: {w} written, {s} already there; "
-              f"{n * cfg.sample_size / cfg.sample_rate:.1f} s of audio per side; {launch.world} process(es), "
+              f"{n * cfg.sample_size / cfg.sample_rate:.1f} s of audio per side; {launch.world} process(es) on "
+              f"{len({r['node'] for r in allres})} node(s), "
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
         print(res['reals']); print(res['fakes'])
     return 0

@@ -1,8 +1,8 @@
 """fad_embed at cluster scale, as users run it: WebDataset shards (local tar files; S3 through a real S3-compatible
 server, moto's server mode, on 127.0.0.1), 2 processes = 1, two torchrun launchers joined as two nodes (fad_embed
 and fad_gen), kill -9 in the middle of a shard then a resume, members that are not audio named with their shard,
-the output lock (a second run refused while the first lives, taken over after kill -9), and the code path of
-benchmarks/bench_scale.py on 2 000 files."""
+the output lock (a second run refused while the first lives, taken over after kill -9), concurrent fad_score runs
+on one statistics cache, and the code path of benchmarks/bench_scale.py on 2 000 files."""
 import io, json, os, signal, socket, subprocess, sys, threading, time
 from pathlib import Path
 import numpy as np, pytest, soundfile as sf, torch
@@ -102,6 +102,7 @@ def test_two_nodes_equal_one_process(data, one, tmp_path):
     s = manifest(n)['summary']
     assert (s['processes'], s['nodes']) == (2, 2) and min(s['per_process_files']) > 0        # two nodes, both embedded
     assert sum(r.stderr.count('embedded') for r in rs) == 1
+    assert [r.stderr.count('on 2 process(es), 2 node(s)') for r in rs].count(1) == 1          # the summary says so too
 
 
 class Gen(torch.nn.Module):
@@ -119,8 +120,12 @@ def test_fad_gen_two_nodes_equal_one_process(data, tmp_path):
         a, b = sorted((tmp_path / f'one_{side}').glob('*.wav')), sorted((tmp_path / f'two_{side}').glob('*.wav'))
         assert [p.name for p in a] == [p.name for p in b] and len(a) == 9
         assert all(p.read_bytes() == q.read_bytes() for p, q in zip(a, b)), side
-    ranks = sorted(l.split('[rank ')[1][:3] for r in rs for l in r.stderr.splitlines() if l.startswith('fad_gen [rank'))
-    assert ranks == ['0/2', '1/2']                                           # each launcher ran one rank of one world
+    lines = [[l for l in r.stderr.splitlines() if l.startswith('fad_gen [rank')] for r in rs]
+    assert [len(ls) for ls in lines] == [1, 1], lines                        # each launcher ran one process ...
+    assert sorted(ls[0].split('[rank ')[1][:3] for ls in lines) == ['0/2', '1/2']            # ... of one world of 2
+    nodes = {ls[0].split('(node ')[1].rstrip(')') for ls in lines}
+    assert len(nodes) == 2 and {n.split('/')[-1] for n in nodes} == {'0', '1'}             # on two nodes (group ranks 0, 1)
+    assert sum('2 process(es) on 2 node(s)' in r.stderr for r in rs) == 1                 # the main process's summary
     assert [l for r in rs for l in r.stderr.splitlines() if 'fad_gen [rank 1/2]: 4 pairs written' in l]   # batches 1, 3
 
 
@@ -291,6 +296,47 @@ def test_fad_gen_lock(tmp_path):
     r = run('fad_gen', tmp_path / 'run', *args)
     assert f'took over the lock of fad_gen (pid {p.pid}' in r.stderr and f'{32 - n} written, {n} already there' in r.stderr
     assert sorted(q.name for q in (tmp_path / 'run_fakes').iterdir()) == ['.fad_gen.json'] + [f'{j:06d}.wav' for j in range(32)]
+
+
+WRITER = """
+import sys, torch
+from fad_pytorch.embdir import write_stats_cache
+from fad_pytorch.stats import Stats
+torch.manual_seed(0); s = Stats(512).add(torch.randn(600, 512))
+for _ in range(int(sys.argv[3])): write_stats_cache(sys.argv[1], sys.argv[2], s)
+"""
+
+def test_concurrent_fad_score_runs_never_corrupt_the_statistics_cache(data, one, tmp_path):
+    "Two fad_score runs writing the same directory's statistics cache (each writes a temporary, renamed into place)"
+    import warnings
+    from fad_pytorch.embdir import STATS_CACHE, read_stats_cache, embedding_files, stats_cache_key
+    from fad_pytorch.stats import Stats
+    # the mechanism, under pressure: two processes rewrite a 2 MB cache 60 times each while this one reads it
+    d = tmp_path / 'c'; d.mkdir()
+    ps = [subprocess.Popen([sys.executable, '-c', WRITER, str(d), 'k', '60']) for _ in range(2)]
+    torch.manual_seed(0); want = Stats(512).add(torch.randn(600, 512))
+    reads = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                                         # an unreadable cache warns: fail on it
+        while any(p.poll() is None for p in ps):
+            if (st := read_stats_cache(d, 'k')) is not None:
+                assert st.n == want.n and torch.equal(st.s1, want.s1) and torch.equal(st.s2, want.s2); reads += 1
+    assert [p.returncode for p in ps] == [0, 0] and reads > 0
+    assert [q.name for q in d.iterdir()] == [STATS_CACHE]                      # no temporary left behind
+    # the programs: two fad_score runs at once on the same directories agree, and leave valid caches
+    a, b = one[0], data / 'fo/fold_emb_logmel'
+    if not b.exists(): run('fad_embed', 'logmel', data / 'fold', '--out', data / 'fo')
+    for x in (a, b): (x / STATS_CACHE).unlink(missing_ok=True)
+    exe = Path(sys.executable).parent / 'fad_score'
+    ps = [subprocess.Popen([str(exe), str(a), str(b), '--json'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+          for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in ps]
+    assert [p.returncode for p in ps] == [0, 0], outs
+    assert json.loads(outs[0][0]) == json.loads(outs[1][0])
+    for x in (a, b):
+        files, man = embedding_files(x)
+        st = read_stats_cache(x, stats_cache_key(files, man['provenance'], 8192))
+        assert st is not None and st.n == sum(torch.load(p, weights_only=True)['embeddings'].shape[0] for p in files.values())
 
 
 # ---------------------------------------------------------------- many files: bench_scale's code path
