@@ -21,6 +21,10 @@ embedded per wall-second:
                      peak -1 dB, 10 s windows every 5 s, one forward per window); MERT: fadtk's
                      MERTModel._get_embedding per whole file (processor + forward + layer 12) after soxr HQ to 24 kHz
                      (fadtk's torchaudio resampler and 16-bit round trip left out)
+  (d) peers        fadtk's and frechet-audio-distance's own pipelines (benchmarks/peers.py), warm, in-process, on the
+                     same files with the same random weights: VGGish (fadtk, fad), PANN Cnn14_16k (fad), CLAP
+                     HTSAT-base 'music' (fadtk: 10 s windows every 1 s; fad: one call per whole file, laion_clap crops
+                     one 10 s window); the "windows" column says how much model work each row did
   (c) ours end to end: the `fad_embed` program (decode -> resample -> embed -> write .pt files and a manifest), 1
                      process and 2 processes (torchrun), the --threads shared among the processes; with --threads 2
                      also 1 process of 1 thread, so that "2 processes / 1 process of 1 thread" shows how the work
@@ -28,7 +32,8 @@ embedded per wall-second:
                      "program" counts the whole run (start-up, weights check and load included), "engine" the
                      embedding loop only (the time in its manifest)
 
-and the ratios: ours e2e / ours forward, ours / reference (forward, and e2e vs tool path), 2 processes / 1 process.
+and the ratios: ours e2e / ours forward, ours / reference (forward, and e2e vs tool path), ours / the fastest peer,
+2 processes / 1 process.
 Our forward passes always take exactly `micro_batch` windows (zero-padded; this makes results independent of batching),
 so a small audio set mostly computes padding: use the default size (12 x 30 s) or larger for numbers you report.
 The audio is generated: music-like (harmonic notes with vibrato and envelopes, noise-burst drums, chirps), 44.1 kHz
@@ -42,10 +47,10 @@ benchmarks/bench_openl3.py has more OpenL3 rows (fast=True, other hops, CPU time
 MERT (MERT-v1-95M) embeds whole files (attention over all of a file's frames): give it files of the lengths you evaluate.
 
 Usage: python benchmarks/bench_embed.py [--models vggish pann clap openl3 passt mert] [--files 12] [--seconds 30] [--repeat 2] [--threads 2]
-       [--no-e2e] [--keep DIR] [--json FILE]
+       [--no-e2e] [--no-peers] [--keep DIR] [--json FILE]
 """
 from __future__ import annotations
-import argparse, json, os, platform, sys, tempfile, time
+import argparse, json, os, platform, shutil, sys, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -54,6 +59,7 @@ import numpy as np, soundfile as sf, torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / 'tests'))           # refs.py (reference builders), util.py (run a CLI as a program)
 import refs, util
+import peers
 from fad_pytorch.audio import audio_to_windows, load_audio
 from fad_pytorch.embedder import get_embedder
 
@@ -286,6 +292,7 @@ def e2e(spec:str, audio:Path, weights:Path, out:Path, nproc:int, threads:int, re
     walls, engines = [], []
     for r in range(repeat):
         o = out / f'{nproc}p_{threads}t_{r}'                       # a fresh directory: a rerun would resume
+        shutil.rmtree(o, ignore_errors=True)                        # (--keep keeps those of an earlier invocation)
         t0 = time.perf_counter()
         util.run('fad_embed', spec, audio, '--weights', weights, '--out', o, *(['--custom-weights'] if custom else []), nproc=nproc,
                  env={'OMP_NUM_THREADS': str(max(1, threads // nproc))}, timeout=7200)
@@ -318,6 +325,15 @@ def bench_model(name:str, mb:ModelBench, paths:list[Path], audio_s:float, a, tmp
         if mb.ours_core: rows['ours network only (reference inputs)'] = best(lambda: mb.ours_core(emb, xs), a.repeat, lambda: mb.ours_core(emb, xs[:1]))
         rows['reference forward'] = best(lambda: mb.ref_forward(ref, xs), a.repeat, lambda: mb.ref_forward(ref, xs[:1]))
     rows['reference tool path'] = best(lambda: mb.tool_path(ref, paths), a.repeat, lambda: mb.tool_path(ref, paths[:1]))
+    nwins = {'ours forward': nwin}
+    for pname, make in (peers.PEERS.get(name, {}) if a.peers else {}).items():
+        try:
+            t0 = time.perf_counter()
+            run, got = make(paths, wfile, tmp / f'peer_{name}'), {}
+            print(f"{pname}: set up in {time.perf_counter() - t0:.1f} s", flush=True)
+            rows[f'peer {pname}'] = best(lambda: got.__setitem__('w', run(paths)), a.repeat, lambda: run(paths[:1]))
+            nwins[f'peer {pname}'] = got['w']
+        except Exception as e: print(f"peer {pname}: could not run it ({type(e).__name__}: {str(e)[:300]})", flush=True)
     if a.e2e:
         runs = [(1, a.threads, '1 process'), (2, a.threads, '2 processes')]
         if a.threads > 1: runs.insert(1, (1, 1, '1 process, 1 thread'))
@@ -326,8 +342,8 @@ def bench_model(name:str, mb:ModelBench, paths:list[Path], audio_s:float, a, tmp
             rows[f'ours fad_embed, {label} (program)'] = r['program']
             rows[f'ours fad_embed, {label} (engine)'] = r['engine']
     rate = {k: audio_s / v for k, v in rows.items()}
-    print(f"{'':52s} {'wall s':>8s} {'audio-s/s':>10s}")
-    for k, v in rows.items(): print(f"{k:52s} {v:8.2f} {rate[k]:10.1f}")
+    print(f"{'':52s} {'wall s':>8s} {'audio-s/s':>10s} {'windows':>8s}")
+    for k, v in rows.items(): print(f"{k:52s} {v:8.2f} {rate[k]:10.1f} {nwins.get(k, nwin if k.startswith('ours') else ''):>8}")
     print(f"  reference tool path = {mb.tool_name}")
     ratios = {'ours forward / reference forward': rate['ours forward'] / rate['reference forward']}
     if a.e2e:
@@ -341,8 +357,13 @@ def bench_model(name:str, mb:ModelBench, paths:list[Path], audio_s:float, a, tmp
         if a.threads > 1:                      # process scaling: each of the 2 processes has 1 thread
             ratios['2 processes / 1 process of 1 thread (engine)'] = (rate['ours fad_embed, 2 processes (engine)'] /
                                                                       rate['ours fad_embed, 1 process, 1 thread (engine)'])
+    fastest = max((k for k in rows if k.startswith('peer ')), key=lambda k: rate[k], default=None)
+    if fastest and a.e2e:
+        ratios[f'ours e2e (1 process, engine) / fastest peer ({fastest[5:]})'] = rate['ours fad_embed, 1 process (engine)'] / rate[fastest]
+        ratios[f'ours e2e (1 process, program) / fastest peer ({fastest[5:]})'] = rate['ours fad_embed, 1 process (program)'] / rate[fastest]
+    if fastest: ratios[f'ours forward / fastest peer ({fastest[5:]})'] = rate['ours forward'] / rate[fastest]
     for k, v in ratios.items(): print(f"  {k:60s} {v:6.2f}x")
-    return {'seconds': rows, 'rate': rate, 'ratios': ratios}
+    return {'seconds': rows, 'rate': rate, 'ratios': ratios, 'windows': nwins}
 
 
 def main():
@@ -353,6 +374,7 @@ def main():
     p.add_argument('--repeat', type=int, default=2, help='timed runs per measurement (the best is kept)')
     p.add_argument('--threads', type=int, default=2, help='torch threads (shared by the processes of the 2-process run)')
     p.add_argument('--no-e2e', dest='e2e', action='store_false', help='skip the fad_embed program runs')
+    p.add_argument('--no-peers', dest='peers', action='store_false', help="skip fadtk's and frechet-audio-distance's own pipelines")
     p.add_argument('--keep', help='directory for the audio, weights and outputs (kept; default: a temporary one)')
     p.add_argument('--json', help='also write the results here')
     a = p.parse_args()

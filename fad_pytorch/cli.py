@@ -11,8 +11,8 @@ from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['build_parser', 'parse_call', 'script', 'show_warnings_plainly', 'fail', 'parse_opts', 'Launch', 'leave_process_group',
-           'launch_state', 'exact_math']
+__all__ = ['build_parser', 'parse_call', 'script', 'show_warnings_plainly', 'fail', 'parse_opts', 'PeerFailed', 'Launch',
+           'leave_process_group', 'launch_state', 'exact_math']
 
 # %% ../nbs/40_cli.ipynb #9967737e
 def _base_type(anno) -> type|None:
@@ -101,9 +101,12 @@ def parse_opts(s:str|None, # 'key=value,key=value'
     return out
 
 # %% ../nbs/40_cli.ipynb #e865c8ae
+class PeerFailed(RuntimeError):
+    "The main process of the launch failed (it reports why); this process stops too"
+
 @dataclass(frozen=True)
 class Launch:
-    "The processes of one launch, as a stage sees them: rank, world size, device, and the three collective steps it needs"
+    "The processes of one launch, as a stage sees them: rank, world size, device, and the collective steps it needs"
     rank:int=0 # this process
     world:int=1 # number of processes
     device:str='cpu' # this process's device
@@ -130,6 +133,45 @@ class Launch:
         import torch.distributed as dist
         out = [None] * self.world; dist.all_gather_object(out, obj)
         return out
+
+    def scatter(self, objs:list|None): # on the main process one picklable object per process (ignored elsewhere)
+        "Process `r` gets the main process's `objs[r]` (each process receives only its own part)"
+        if self.world == 1: return objs[0]
+        import torch.distributed as dist
+        out = [None]; dist.scatter_object_list(out, objs if self.is_main else None, src=0)
+        return out[0]
+
+    def gather_main(self, obj) -> list|None: # any picklable object
+        "Every process's `obj`, in rank order, on the main process only (None elsewhere)"
+        if self.world == 1: return [obj]
+        import torch.distributed as dist
+        out = [None] * self.world if self.is_main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
+
+    def main_only(self, fn): # called without arguments; returns something picklable
+        "`fn()` on the main process, its result on every process; an error there raises `PeerFailed` on the others"
+        out = err = None
+        if self.is_main:
+            try: out = fn()
+            except Exception as e: err = e
+        if self.world > 1:
+            out, msg = self.broadcast((out, None if err is None else f"{type(err).__name__}: {err}"))
+            if msg is not None and not self.is_main: raise PeerFailed(f"the main process failed ({msg})")
+        if err is not None: raise err
+        return out
+
+    def main_first(self, fn): # called without arguments
+        "`fn()` on the main process, then on the others once it succeeded; each process gets its own result"
+        box = []
+        self.main_only(lambda: box.append(fn()))
+        return box[0] if self.is_main else fn()
+
+    @property
+    def node(self) -> str:
+        "The machine this process runs on: host name and the launcher's node rank"
+        import os, socket
+        return f"{socket.gethostname()}/{os.environ.get('GROUP_RANK', '0')}"
 
 def leave_process_group():
     "At exit: close the process group, so that gloo's threads end before the interpreter (else: 'terminate called without an active exception', SIGABRT)"

@@ -56,12 +56,13 @@ def save_embeddings(path:str|Path, # destination `.pt`
                     cfg_id:str, # `config_id` of the provenance
                     seconds:float|None=None, # duration of the audio file
                     logits:Tensor|None=None, # classification logits (frames, classes), when asked for
+                    durable:bool=True, # fsync before the rename (False: the caller syncs in groups, `io.sync_fs`)
                    ):
     "Write one file's embeddings atomically and compactly"
     d = {'embeddings': embeddings.detach().to('cpu', torch.float32), 'times': torch.as_tensor(times, dtype=torch.float64).cpu(),
          'source': dict(source), 'config_id': cfg_id, 'seconds': seconds}
     if logits is not None: d['logits'] = logits.detach().to('cpu', torch.float32)
-    save_pt(d, path)
+    save_pt(d, path, durable)
 
 def read_pt(path:str|Path, # a `.pt` embedding file
            ) -> dict: # at least 'embeddings' (frames, dim) float32

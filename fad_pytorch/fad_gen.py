@@ -14,11 +14,12 @@ import soundfile as sf
 import torch
 from torch import Tensor
 from .audio import CHANNEL_POLICIES, RESAMPLERS, AudioError, find_audio, load_audio
-from .io import atomic_write, save_json, file_sha256, clean_temporaries
+from .io import atomic_write, save_json, clean_temporaries, FileLock, LOCK_NAME
+from .weights import verified_sha256
 from .embdir import provenance_diff
 from .sources import SourceError, TooFewItems, S3, expand_sources, source_kind, parse_profiles, iter_items, count_items
 from .models.modelfile import ModelError, load_program
-from .cli import Launch, script, show_warnings_plainly, fail, launch_state, exact_math
+from .cli import Launch, PeerFailed, script, show_warnings_plainly, fail, launch_state, exact_math
 
 # %% auto #0
 __all__ = ['SEED_CROP', 'SEED_NOISE', 'SEED_MODEL', 'RECORD', 'RECORD_FORMAT', 'GenConfig', 'audio_info', 'long_enough',
@@ -401,20 +402,35 @@ def fad_gen(name:str|Path, # NAME: writes NAME_reals/ and NAME_fakes/
         raise TooFewItems(f"the sources hold only {c} clips, but --n is {n}: add sources or lower --n")
     rank, world, device = launch.rank, launch.world, launch.device
     model = load_generator(model_ckpt, device)
-    identity = {**asdict(cfg), 'sources': sources, 'model_sha256': file_sha256(model_ckpt)}
-    old = check_outputs(name, identity)
     run = {'n': n, 'batch_size': batch_size, 'processes': world, 'device': str(device), 'model_file': str(model_ckpt)}
-    if launch.is_main:
+    locks = [FileLock(d / LOCK_NAME, 'fad_gen') for d in out_dirs(name)] if launch.is_main else []
+
+    identity = {}
+    def prepare():                                                    # the main process, holding both locks
+        identity.update({**asdict(cfg), 'sources': sources, 'model_sha256': verified_sha256(model_ckpt)})   # hashed here only
+        for lk in locks: lk.acquire()
+        for t in {(t.get('pid'), t.get('host')) for lk in locks if (t := lk.took_over)}:
+            warnings.warn(f"{name}: took over the lock of fad_gen (pid {t[0]} on host {t[1]}), which is no longer running; "
+                          "its complete pairs are kept")
+        old = check_outputs(name, identity)
         for d in out_dirs(name): clean_temporaries(d, recursive=False)
-        for d in out_dirs(name): d.mkdir(parents=True, exist_ok=True)
         save_record(name, identity, old, run)
         extra = extra_pairs(complete_pairs(name, cfg.audio_format), n)
         if extra: warnings.warn(f"{out_dirs(name)[1]} holds {len(extra)} pair(s) beyond --n {n} from an earlier run, e.g. "
                                 f"{extra[0]}; fad_embed would read them too: delete them, or rerun with the larger --n")
-    launch.barrier()
-    keep = lambda items: save_record(name, identity, items if len(items) >= len(old) else old, run)
-    res = gen_pairs(name, model, str(model_ckpt), sources, n, cfg, batch_size, num_workers, device,
-                    S3(parse_profiles(profiles), endpoint_url), old, rank, world, progress, keep if rank == 0 else None)
+        return old
+
+    try:
+        old = launch.main_only(prepare)
+        keep = lambda items: save_record(name, identity, items if len(items) >= len(old) else old, run)
+        res = gen_pairs(name, model, str(model_ckpt), sources, n, cfg, batch_size, num_workers, device,
+                        S3(parse_profiles(profiles), endpoint_url), old, rank, world, progress, keep if rank == 0 else None)
+        launch.barrier()                                              # every process's pairs are written before the locks go
+    finally:
+        for lk in locks:
+            lk.release()
+            try: lk.path.parent.rmdir()                               # a refused or failed start leaves no empty folder
+            except OSError: pass
     if res['clipped']: warnings.warn(f"{res['clipped']} fake file(s) had samples beyond ±1, clipped in FLAC; use --format wav to keep them")
     reals, fakes = out_dirs(name)
     return {**{k: res[k] for k in ('written', 'skipped', 'clipped', 'batches')}, 'n': n, 'reals': str(reals), 'fakes': str(fakes),
@@ -440,14 +456,16 @@ def run_gen(name:str, # NAME
     try:
         res = fad_gen(name, model_ckpt, data_sources, n, cfg, batch_size, num_workers, profiles, endpoint_url, launch,
                       launch.is_main and sys.stderr.isatty())
-    except (ValueError, FileNotFoundError) as e: return fail('fad_gen' + tag, e)
+    except (ValueError, FileNotFoundError, PeerFailed) as e: return fail('fad_gen' + tag, e)
     if launch.world > 1:
-        print(f"fad_gen{tag}: {res['written']} pairs written, {res['skipped']} kept, {res['batches']} batches on {launch.device}", file=sys.stderr)
-    allres = launch.gather(res)
+        print(f"fad_gen{tag}: {res['written']} pairs written, {res['skipped']} kept, {res['batches']} batches on {launch.device} "
+              f"(node {launch.node})", file=sys.stderr)
+    allres = launch.gather({**res, 'node': launch.node})             # the node of each process: how many machines took part
     if launch.is_main:
         w, s = sum(r['written'] for r in allres), sum(r['skipped'] for r in allres)
         print(f"fad_gen: {n} pairs in {res['reals']}/ and {res['fakes']}/: {w} written, {s} already there; "
-              f"{n * cfg.sample_size / cfg.sample_rate:.1f} s of audio per side; {launch.world} process(es), "
+              f"{n * cfg.sample_size / cfg.sample_rate:.1f} s of audio per side; {launch.world} process(es) on "
+              f"{len({r['node'] for r in allres})} node(s), "
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
         print(res['reals']); print(res['fakes'])
     return 0

@@ -4,13 +4,15 @@
 
 # %% ../nbs/03_sources.ipynb #cba557dc
 from __future__ import annotations
-import ast, os, subprocess, tarfile, tempfile
-from typing import Iterator
+import ast, os, posixpath, re, subprocess, tarfile, tempfile
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator
 from .audio import AUDIO_EXTS, find_audio
 
 # %% auto #0
 __all__ = ['SHARD_EXTS', 'SourceError', 'TooFewItems', 'expand_sources', 'source_kind', 'parse_profiles', 'profile_for',
-           's3_split', 'S3', 'tar_audio', 'shard_items', 'iter_items', 'count_items']
+           's3_split', 'S3', 'tar_audio', 'shard_items', 'shard_name', 'member_rel', 'shard_version', 'shard_versions',
+           'iter_items', 'count_items']
 
 # %% ../nbs/03_sources.ipynb #8856aaad
 class SourceError(ValueError):
@@ -84,10 +86,11 @@ class S3:
     def __init__(self,
                  profiles:dict|None=None, # from `parse_profiles`
                  endpoint_url:str|None=None): # endpoint of every S3 source (None: from the AWS config / environment)
-        self.profiles, self.endpoint_url, self._clients = profiles or {}, endpoint_url or None, {}
+        self.profiles, self.endpoint_url, self._clients, self._pid = profiles or {}, endpoint_url or None, {}, os.getpid()
 
     def client(self, url:str): # an s3:// URL
-        "The client for `url`'s profile"
+        "The client for `url`'s profile (new clients in a forked process: a client's connections cannot be shared)"
+        if self._pid != os.getpid(): self._clients, self._pid = {}, os.getpid()
         p = profile_for(url, self.profiles)
         if p not in self._clients:
             try: import boto3, botocore.exceptions as bx
@@ -114,17 +117,34 @@ class S3:
                                   'InvalidAccessKeyId', 'SignatureDoesNotMatch') else ''))
         return SourceError(f"{url}: S3 request failed ({type(e).__name__}: {e})")
 
-    def list_shards(self, url:str) -> list[str]: # s3://bucket/prefix
-        "The shards under an S3 prefix, sorted by key"
+    def objects(self, url:str) -> list[tuple[str, dict]]: # s3://bucket/prefix
+        "The shards under an S3 prefix, sorted by key, each with its version (`shard_size`, `shard_etag`)"
         bucket, prefix = s3_split(url)
-        keys = []
+        found = []
         try:
             for page in self.client(url).get_paginator('list_objects_v2').paginate(Bucket=bucket, Prefix=prefix):
-                keys += [o['Key'] for o in page.get('Contents', []) if o['Key'].lower().endswith(SHARD_EXTS)]
+                found += [(o['Key'], {'shard_size': o['Size'], 'shard_etag': o['ETag']}) for o in page.get('Contents', [])
+                          if o['Key'].lower().endswith(SHARD_EXTS)]
         except SourceError: raise
         except Exception as e: raise self.error(url, e) from None
-        if not keys: raise SourceError(f"{url}: no WebDataset shards ({', '.join(SHARD_EXTS)}) under this prefix")
-        return [f"s3://{bucket}/{k}" for k in sorted(keys)]
+        if not found: raise SourceError(f"{url}: no WebDataset shards ({', '.join(SHARD_EXTS)}) under this prefix")
+        return [(f"s3://{bucket}/{k}", v) for k, v in sorted(found, key=lambda o: o[0])]
+
+    def list_shards(self, url:str) -> list[str]: # s3://bucket/prefix
+        "The shards under an S3 prefix, sorted by key"
+        return [u for u, _ in self.objects(url)]
+
+    def head(self, url:str) -> dict: # s3://bucket/key
+        "The version of one object: `shard_size`, `shard_etag`"
+        bucket, key = s3_split(url)
+        try: h = self.client(url).head_object(Bucket=bucket, Key=key)
+        except SourceError: raise
+        except Exception as e:
+            import botocore.exceptions as bx
+            if isinstance(e, bx.ClientError) and e.response.get('Error', {}).get('Code') in ('404', 'NoSuchKey'):
+                raise SourceError(f"{url}: S3 refused: NoSuchKey (no such shard)") from None
+            raise self.error(url, e) from None
+        return {'shard_size': h['ContentLength'], 'shard_etag': h['ETag']}
 
     def open(self, url:str): # s3://bucket/key
         "A streaming body for one object"
@@ -136,7 +156,8 @@ class S3:
 # %% ../nbs/03_sources.ipynb #12dc8903
 def tar_audio(f, # a readable binary stream holding a tar archive
               url:str, # the shard's name, for items and errors
-             ) -> Iterator[tuple[str, bytes]]: # (item name `url#member`, file content)
+              want:Callable|None=None, # want(member name) -> bool; members not wanted come with content None (not copied)
+             ) -> Iterator[tuple[str, bytes|None]]: # (item name `url#member`, file content)
     "The audio members of a tar stream, in tar order; a shard without any is an error"
     found, other = 0, set()
     try:
@@ -145,7 +166,7 @@ def tar_audio(f, # a readable binary stream holding a tar archive
                 base = m.name.rsplit('/', 1)[-1]
                 if not m.isfile() or base.startswith('.'): continue
                 if not base.lower().endswith(AUDIO_EXTS): other.add(os.path.splitext(base)[1] or base); continue
-                data = tf.extractfile(m).read()
+                data = tf.extractfile(m).read() if want is None or want(m.name) else None
                 found += 1
                 yield f"{url}#{m.name}", data
     except SourceError: raise
@@ -172,7 +193,8 @@ def _pipe_error(url:str, proc, errf) -> SourceError:
 
 def shard_items(url:str, # a local path, s3://, http(s):// or pipe: URL of one shard
                 s3:S3|None=None, # S3 access (for s3:// URLs)
-               ) -> Iterator[tuple[str, bytes]]: # (item name, file content)
+                want:Callable|None=None, # want(member name) -> bool; members not wanted come with content None
+               ) -> Iterator[tuple[str, bytes|None]]: # (item name, file content)
     "Stream the audio members of one shard"
     proc = errf = None
     if url.startswith('pipe:'):
@@ -185,7 +207,7 @@ def shard_items(url:str, # a local path, s3://, http(s):// or pipe: URL of one s
         try: f = open(url, 'rb')
         except OSError as e: raise SourceError(f"{url}: cannot open ({e.strerror})") from None
     try:
-        try: yield from tar_audio(f, url)
+        try: yield from tar_audio(f, url, want)
         except SourceError:
             if proc is not None:
                 f.close()
@@ -199,6 +221,75 @@ def shard_items(url:str, # a local path, s3://, http(s):// or pipe: URL of one s
         if proc is not None:
             if proc.poll() is None: proc.kill(); proc.wait()
             errf.close()
+
+# %% ../nbs/03_sources.ipynb #7d3e7823
+def shard_name(url:str, # a shard's path or URL, or a pipe: command
+              ) -> str: # file name without the shard extension
+    "The short name of a shard, used as the folder of its members' embeddings"
+    if url.startswith('pipe:'):
+        words = [w.strip('\'"') for w in url[len('pipe:'):].split()]
+        named = [w for w in words if w.lower().endswith(SHARD_EXTS)]
+        if not named:
+            import hashlib
+            return 'pipe-' + hashlib.sha256(url.encode()).hexdigest()[:12]
+        url = named[-1]
+    base = posixpath.basename(url.split('?', 1)[0].rstrip('/'))
+    for ext in SHARD_EXTS:
+        if base.lower().endswith(ext): return base[:-len(ext)]
+    return base
+
+def member_rel(shard:str, # `shard_name` of the shard
+               member:str, # the member's name in the tar
+              ) -> str: # `<shard>/<member>`
+    "Where a member's embeddings go in a set, relative to its folder; names that would leave it are refused"
+    norm = posixpath.normpath(member)
+    if member.startswith('/') or norm == '..' or norm.startswith('../'):
+        raise SourceError(f"member {member!r} of shard {shard}: its name leads out of the shard's folder; rename it")
+    return f"{shard}/{norm}"
+
+def _http_head(url:str) -> dict:
+    "The version of an HTTP(S) shard from a HEAD request"
+    import urllib.request, urllib.error
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method='HEAD'), timeout=60) as r: h = r.headers
+    except urllib.error.HTTPError as e: raise SourceError(f"{url}: HTTP error {e.code} ({e.reason})") from None
+    except (urllib.error.URLError, OSError) as e: raise SourceError(f"{url}: cannot reach ({getattr(e, 'reason', e)})") from None
+    v = {'shard_size': int(h['Content-Length']) if h.get('Content-Length') else None, 'shard_etag': h.get('ETag'),
+         'shard_last_modified': h.get('Last-Modified')}
+    return {k: x for k, x in v.items() if x is not None} or {'shard_url': url}
+
+def shard_version(url:str, # one shard: a local path, s3://, http(s):// or pipe: URL
+                  s3:S3|None=None, # S3 access
+                  content_hash:bool=False, # local shards: sha256 of the file instead of size and mtime
+                 ) -> dict: # keys start with 'shard_'
+    "What identifies the version of one shard, found without reading it"
+    if url.startswith('pipe:'): return {'shard_command': url[len('pipe:'):]}
+    if url.startswith('s3://'): return (s3 or S3()).head(url)
+    if url.startswith(('http://', 'https://')): return _http_head(url)
+    try: st = os.stat(url)
+    except OSError as e: raise SourceError(f"{url}: cannot open ({e.strerror})") from None
+    if content_hash:
+        from fad_pytorch.io import file_sha256
+        return {'shard_size': st.st_size, 'shard_sha256': file_sha256(url)}
+    return {'shard_size': st.st_size, 'shard_mtime_ns': st.st_mtime_ns}
+
+def shard_versions(sources:list[str], # expanded sources: shards and S3 prefixes (no folders)
+                   s3:S3|None=None, # S3 access
+                   content_hash:bool=False, # local shards: sha256 instead of size and mtime
+                  ) -> list[tuple[str, dict]]: # (shard URL, version) in order
+    "Every shard the sources name, with its version; S3 prefixes are listed, the other shards asked 16 at a time"
+    s3 = s3 or S3()
+    out = []
+    for src in sources:
+        kind = source_kind(src)
+        if kind == 'folder': raise SourceError(f"{src}: a folder among shards; give folders and shards as separate sets")
+        out += s3.objects(src) if kind == 's3-prefix' else [(src, None)]
+    todo = [u for u, v in out if v is None]
+    if todo:
+        with ThreadPoolExecutor(min(16, len(todo))) as pool:
+            got = dict(zip(todo, pool.map(lambda u: shard_version(u, s3, content_hash), todo)))
+        out = [(u, v if v is not None else got[u]) for u, v in out]
+    return out
 
 # %% ../nbs/03_sources.ipynb #fa43b92a
 def iter_items(sources:list[str], # expanded sources, in order

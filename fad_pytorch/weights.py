@@ -4,17 +4,17 @@
 
 # %% ../nbs/05_weights.ipynb #3d5b170d
 from __future__ import annotations
-import os, pickle, sys, types, warnings, zipfile
+import hashlib, json, os, pickle, sys, types, warnings, zipfile
 from dataclasses import dataclass
 from pathlib import Path
 import torch
 from torch import nn
-from .io import atomic_open, file_sha256
+from .io import atomic_open, file_sha256, save_json
 
 # %% auto #0
 __all__ = ['Checkpoint', 'WeightsError', 'WeightsNotFound', 'cache_dir', 'weights_search_path', 'offline', 'download_url',
-           'verify_weights', 'download', 'fetch_weights', 'RefusedGlobal', 'restricted_pickle', 'read_checkpoint',
-           'load_state_dict_strict']
+           'verified_sha256', 'verify_weights', 'download', 'fetch_weights', 'RefusedGlobal', 'restricted_pickle',
+           'read_checkpoint', 'load_state_dict_strict']
 
 # %% ../nbs/05_weights.ipynb #69a4a8fe
 @dataclass(frozen=True)
@@ -55,6 +55,28 @@ def download_url(ckpt:Checkpoint) -> str:
     return f"{mirror}/{ckpt.file}" if mirror else ckpt.url
 
 # %% ../nbs/05_weights.ipynb #84825a4a
+def _file_version(path:Path) -> dict:
+    "What identifies one version of a file: real path, size, mtime and ctime (ns), inode"
+    st = os.stat(path)
+    return {'path': os.path.realpath(path), 'size': st.st_size, 'mtime_ns': st.st_mtime_ns, 'ctime_ns': st.st_ctime_ns,
+            'inode': st.st_ino}
+
+def verified_sha256(path:str|Path, # a file
+                   ) -> str: # its sha256
+    "sha256 of a file, read only when this version of it has no verification record in the cache"
+    path = Path(path)
+    ver = _file_version(path)
+    rec = cache_dir() / 'verified' / (hashlib.sha256(ver['path'].encode()).hexdigest()[:32] + '.json')
+    try:
+        old = json.loads(rec.read_text())
+        if old.get('version') == ver and len(old.get('sha256', '')) == 64: return old['sha256']
+    except (OSError, ValueError): pass
+    sha = file_sha256(path)
+    if _file_version(path) == ver:                          # unchanged while it was read: worth recording
+        try: save_json({'version': ver, 'sha256': sha}, rec)
+        except OSError: pass
+    return sha
+
 def verify_weights(path:Path, # a weights file
                    ckpt:Checkpoint, # what it should be
                    custom:bool=False, # a custom (e.g. fine-tuned) file: not checked against the published size and sha256
@@ -65,7 +87,7 @@ def verify_weights(path:Path, # a weights file
     if not custom and ckpt.size is not None and size != ckpt.size:
         raise WeightsError(f"{path}: {size} bytes, but {ckpt.file} is {ckpt.size} bytes: the file is truncated or not the "
                            f"published one. {fix}")
-    sha = file_sha256(path)
+    sha = verified_sha256(path)
     if not custom and ckpt.sha256 is not None and not sha.startswith(ckpt.sha256):
         raise WeightsError(f"{path}: checksum mismatch (sha256 {sha}, expected {ckpt.sha256}): the file is corrupted or "
                            f"not the published {ckpt.file}. {fix}")

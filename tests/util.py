@@ -20,3 +20,48 @@ def run(prog:str, # program: 'fad_score', 'fad_embed', 'fad_gen', ...
     if check and r.returncode != 0:
         raise AssertionError(f"{prog} {' '.join(map(str, args))} exited {r.returncode}\nstdout:\n{r.stdout[-3000:]}\nstderr:\n{r.stderr[-5000:]}")
     return r
+
+
+def free_port() -> int:
+    "A TCP port of 127.0.0.1 that nothing listens on now"
+    import socket
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+def run_nodes(prog:str, # program
+              *args, # its arguments
+              nodes:int=2, # launchers, one per "node", each with one process
+              env:dict|None=None, # extra environment variables
+              timeout:float=600, # seconds
+             ) -> list[subprocess.CompletedProcess]: # one per launcher, in node-rank order
+    "Run a program as a multi-node launch on this machine: `nodes` torchrun launchers joined by a c10d rendezvous on 127.0.0.1"
+    exe = Path(sys.executable).parent / prog
+    port, e = free_port(), {**os.environ, 'OMP_NUM_THREADS': '1', **(env or {})}
+    procs = []
+    for rank in range(nodes):
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nnodes', str(nodes), '--node_rank', str(rank), '--nproc_per_node', '1',
+               '--rdzv_backend', 'c10d', '--rdzv_endpoint', f'127.0.0.1:{port}', '--rdzv_id', f'test-{port}', '--local_addr', '127.0.0.1',
+               '--no-python', '--', str(exe), *map(str, args)]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e))
+    out = []
+    for p in procs:
+        try: so, se = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for q in procs: q.kill()
+            raise
+        out.append(subprocess.CompletedProcess(p.args, p.returncode, so, se))
+    for i, r in enumerate(out):
+        if r.returncode != 0: raise AssertionError(f"node {i}: {prog} exited {r.returncode}\nstderr:\n{r.stderr[-5000:]}")
+    return out
+
+
+def make_tar(path:Path, # the shard to write
+             members:dict, # member name -> bytes, in this order
+            ) -> Path:
+    "A WebDataset shard (a plain tar file)"
+    import io, tarfile
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, 'w') as tf:
+        for name, data in members.items():
+            ti = tarfile.TarInfo(name); ti.size = len(data); tf.addfile(ti, io.BytesIO(data))
+    return path

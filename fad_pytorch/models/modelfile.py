@@ -10,6 +10,7 @@ import torch
 from torch import nn, Tensor
 from ..embedder import Embedder
 from ..io import file_sha256
+from ..weights import verified_sha256
 
 # %% auto #0
 __all__ = ['MODEL_FILE_EXTS', 'META', 'ModelError', 'is_model_file', 'load_program', 'ModelFile']
@@ -109,7 +110,7 @@ class ModelFile(Embedder):
                                  f"{m.sample_rate} Hz is {w} samples: export it with dynamic shapes or use that window")
             if shape[0] is not None: m.micro_batch = shape[0]
         m.dim, m.n_classes = m._probe(meta.get('output', 'embeddings'))
-        m.weight_files = [(path.name, file_sha256(path))]
+        m.weight_files = [(path.name, verified_sha256(path))]   # hashed once per file version (a record in the cache)
         return m.eval().requires_grad_(False)
 
     def _probe(self, output:str='embeddings', # metadata 'output': 'embeddings', or 'logits' (the single output is the logits)
