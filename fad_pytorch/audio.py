@@ -173,10 +173,11 @@ def audio_facts(wav:np.ndarray|Tensor, # decoded audio (channels, samples), befo
     beside[:, 1:] |= full[:, :-1]; beside[:, :-1] |= full[:, 1:]
     means = x.mean(1, dtype=np.float64)
     peak = float(np.abs(x).max())
-    facts = {'duration': n / sample_rate, 'sample_rate': int(sample_rate), 'channels': int(c), 'peak': peak, 'peak_dbfs': to_dbfs(peak),
-             'rms_dbfs': to_dbfs(math.sqrt(float(sq.sum(dtype=np.float64)) / (c * n))),
-             'silent_fraction': float((win_ms < 10 ** (rules.silence_dbfs / 10)).mean()),
-             'clipped_fraction': float((full & beside).sum()) / (c * n), 'dc_offset': float(means[np.abs(means).argmax()])}
+    r6 = lambda v: round(float(v), 6)
+    facts = {'duration': r6(n / sample_rate), 'sample_rate': int(sample_rate), 'channels': int(c), 'peak': r6(peak),
+             'peak_dbfs': round(to_dbfs(peak), 2), 'rms_dbfs': round(to_dbfs(math.sqrt(float(sq.sum(dtype=np.float64)) / (c * n))), 2),
+             'silent_fraction': r6((win_ms < 10 ** (rules.silence_dbfs / 10)).mean()),
+             'clipped_fraction': r6((full & beside).sum() / (c * n)), 'dc_offset': r6(means[np.abs(means).argmax()])}
     return {**facts, 'flags': audio_flags(facts, rules)}
 
 def flag_counts(facts:dict, # {file: its `audio_facts`, or None when not recorded}

@@ -346,7 +346,7 @@ def test_scale_code_path_on_2000_files(tmp_path):
     import bench_scale
     r = bench_scale.check_size(tmp_path, 2000, 'logmel', overhead=False, log=lambda *a: None)
     assert (r['run']['embedded'], r['run']['files_in_manifest'], r['run']['all_done']) == (2000, 2000, True)
-    assert r['run']['manifest_bytes'] < 2000 * 400                               # a few hundred bytes per file
+    assert r['run']['manifest_bytes'] < 2000 * 700                               # a few hundred bytes per file (~250 of them its audio facts)
     assert (r['resume_all']['todo'], r['resume_all']['done']) == (0, 2000)
     assert r['rerun_all_done_msg'] and '0 embedded, 2000 already done' in r['rerun_all_done_msg'][0]
     assert (r['resume_half']['todo'], r['resume_half']['done']) == (1000, 1000)  # from the journal, not the .pt files
