@@ -5,7 +5,7 @@ import http.server, io, json, os, signal, socket, subprocess, sys, tarfile, thre
 from functools import partial
 from pathlib import Path
 import numpy as np, pytest, soundfile as sf, torch
-from util import run
+from util import run, free_port, s3_server
 from fad_pytorch.audio import find_audio, load_audio
 from fad_pytorch.cli import build_parser
 pytestmark = pytest.mark.filterwarnings('ignore:`torch.jit:DeprecationWarning')     # TorchScript still works in torch 2.13
@@ -80,10 +80,6 @@ def record(name) -> dict: return json.loads((Path(f'{name}_fakes') / RECORD).rea
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args): pass
-
-def free_port() -> int:
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
 
 @pytest.fixture(scope='module', autouse=True)
 def one_thread():
@@ -187,18 +183,10 @@ def test_pt2_and_every_shard_transport_give_the_same_files(data, tmp_path):
 @pytest.fixture(scope='module')
 def s3(data):
     "moto's S3 server on 127.0.0.1, bucket 'fadtest' with the shards under wds/, an empty shard under bad/"
-    import boto3
-    from moto.server import ThreadedMotoServer
-    port = free_port()
-    server = ThreadedMotoServer(ip_address='127.0.0.1', port=port, verbose=False)
-    server.start()
-    url = f'http://127.0.0.1:{port}'
-    c = boto3.client('s3', endpoint_url=url, aws_access_key_id='k', aws_secret_access_key='s', region_name='us-east-1')
-    c.create_bucket(Bucket='fadtest')
-    for s in range(3): c.upload_file(str(data['root'] / f'shards/s-{s:04d}.tar'), 'fadtest', f'wds/s-{s:04d}.tar')
-    c.put_object(Bucket='fadtest', Key='bad/empty.tar', Body=b'')
-    yield url
-    server.stop()
+    with s3_server('fadtest') as (url, c):
+        for s in range(3): c.upload_file(str(data['root'] / f'shards/s-{s:04d}.tar'), 'fadtest', f'wds/s-{s:04d}.tar')
+        c.put_object(Bucket='fadtest', Key='bad/empty.tar', Body=b'')
+        yield url
 
 @pytest.fixture
 def aws_env(s3, tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ on one statistics cache, and the code path of benchmarks/bench_scale.py on 2 000
 import io, json, os, signal, socket, subprocess, sys, threading, time
 from pathlib import Path
 import numpy as np, pytest, soundfile as sf, torch
-from util import run, run_nodes, make_tar, free_port
+from util import run, run_nodes, make_tar, free_port, s3_server
 from fad_pytorch.fad_score import calc_score
 from fad_pytorch.fad_embed import assign_shards
 from fad_pytorch.sources import SourceError
@@ -134,20 +134,12 @@ def test_fad_gen_two_nodes_equal_one_process(data, tmp_path):
 @pytest.fixture(scope='module')
 def s3(data):
     "moto's S3 server on 127.0.0.1: bucket 'fadtest' with the shards under wds/real/, bad shards under bad/"
-    import boto3
-    from moto.server import ThreadedMotoServer
-    port = free_port()
-    server = ThreadedMotoServer(ip_address='127.0.0.1', port=port, verbose=False)
-    server.start()
-    url = f'http://127.0.0.1:{port}'
-    c = boto3.client('s3', endpoint_url=url, aws_access_key_id='k', aws_secret_access_key='s', region_name='us-east-1')
-    c.create_bucket(Bucket='fadtest')
-    for s in range(3): c.upload_file(str(data / f'wds/real/s-{s:04d}.tar'), 'fadtest', f'wds/real/s-{s:04d}.tar')
-    junk = make_tar(data / 'junk-0000.tar', {'a.wav': clip(0.5, 1), 'notes.wav': b'these are notes, not audio'})
-    c.upload_file(str(junk), 'fadtest', 'bad/junk-0000.tar')
-    c.put_object(Bucket='fadtest', Key='bad/empty-0000.tar', Body=b'')
-    yield url
-    server.stop()
+    with s3_server('fadtest') as (url, c):
+        for s in range(3): c.upload_file(str(data / f'wds/real/s-{s:04d}.tar'), 'fadtest', f'wds/real/s-{s:04d}.tar')
+        junk = make_tar(data / 'junk-0000.tar', {'a.wav': clip(0.5, 1), 'notes.wav': b'these are notes, not audio'})
+        c.upload_file(str(junk), 'fadtest', 'bad/junk-0000.tar')
+        c.put_object(Bucket='fadtest', Key='bad/empty-0000.tar', Body=b'')
+        yield url
 
 @pytest.fixture
 def aws_env(s3, tmp_path, monkeypatch):

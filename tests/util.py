@@ -1,5 +1,5 @@
 """Helpers shared by the tests: run the command line programs as real programs (N real processes via torchrun)."""
-import os, subprocess, sys
+import contextlib, os, subprocess, sys
 from pathlib import Path
 
 def run(prog:str, # program: 'fad_score', 'fad_embed', 'fad_gen', ...
@@ -65,3 +65,20 @@ def make_tar(path:Path, # the shard to write
         for name, data in members.items():
             ti = tarfile.TarInfo(name); ti.size = len(data); tf.addfile(ti, io.BytesIO(data))
     return path
+
+
+@contextlib.contextmanager
+def s3_server(bucket:str='fadtest', # the one bucket it starts with
+             ):
+    "moto's S3 server on 127.0.0.1 (a real S3-compatible HTTP server) with one empty bucket: yields (endpoint URL, boto3 client)"
+    import boto3
+    from moto.server import ThreadedMotoServer
+    port = free_port()
+    server = ThreadedMotoServer(ip_address='127.0.0.1', port=port, verbose=False)
+    server.start()
+    try:
+        url = f'http://127.0.0.1:{port}'
+        c = boto3.client('s3', endpoint_url=url, aws_access_key_id='k', aws_secret_access_key='s', region_name='us-east-1')
+        c.create_bucket(Bucket=bucket)
+        yield url, c
+    finally: server.stop()
