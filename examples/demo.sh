@@ -14,4 +14,7 @@ tag=${MODEL//:/-}
 echo "FAD real vs fake_close: $(fad_score "$W/emb/real_emb_$tag" "$W/emb/fake_close_emb_$tag" 2>/dev/null)"
 echo "FAD real vs fake_far:   $(fad_score "$W/emb/real_emb_$tag" "$W/emb/fake_far_emb_$tag" 2>/dev/null)"
 fad_score "$W/emb/real_emb_$tag" "$W/emb/fake_far_emb_$tag" --json > "$W/score_far.json"
-echo "details: $W/score_far.json; embeddings and manifests: $W/emb/"
+echo "Both sets against real/, with KAD and 95 % bootstrap intervals (files resampled), and a diagnostics report:"
+fad_score "$W/emb/real_emb_$tag" "$W/emb/fake_close_emb_$tag" "$W/emb/fake_far_emb_$tag" --metrics fad,kad \
+  --bootstrap 200 --seed 0 --report "$W/report"
+echo "details: $W/score_far.json; report: $W/report/index.html; embeddings and manifests: $W/emb/"
