@@ -288,7 +288,7 @@ def main(real:str, # reference set: an embedding directory (from fad_embed, or f
          per_file:str=None, # write each evaluated file's own FAD against the reference to this CSV (fadtk's per-song FAD)
          report:str=None, # write a diagnostics report to this folder: index.html (plots as PNG files beside it; no script, no network) and report.json with every number shown; needs matplotlib: pip install 'fad_pytorch[report]'
         ):
-    "Distances between a reference set (REAL) and one or more evaluated sets (FAKE ...): FAD by default; KAD, KID, precision/recall with --metrics. One set: the score on stdout, details on stderr; several: a table. How sure the number is: --inf (FAD∞), --per-file, --bootstrap (intervals), --compare (A vs B), --match-n; files are the resampling unit."
+    "Distances between a reference set (REAL) and one or more evaluated sets (FAKE ...): FAD by default; KAD, KID, precision/recall and, on logits from fad_embed --logits, IS, mIS, AM, NDB and KL with --metrics. One set: the score on stdout, details on stderr; several: a table. How sure the number is: --inf (FAD∞), --per-file, --bootstrap (intervals), --compare (A vs B), --match-n; files are the resampling unit. Why the number is what it is: --report DIR (plots and tables in DIR/index.html)."
     if not fake: sys.exit(fail('fad_score', ValueError("give an evaluated set: fad_score REAL FAKE [FAKE ...]")))
     try:
         names = parse_metrics(metrics)
