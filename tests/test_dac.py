@@ -155,9 +155,7 @@ def test_truncated_and_unpublished(ckpt, tmp_path):
         get_embedder('dac', weights=ckpt)
 
 
-def test_missing_file_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv('FAD_OFFLINE', '1'); monkeypatch.setenv('FAD_CACHE_DIR', str(tmp_path / 'cache'))
-    monkeypatch.delenv('FAD_WEIGHTS_DIR', raising=False)
+def test_missing_file_offline(offline):
     with pytest.raises(FileNotFoundError, match=r'weights weights_44khz_8kbps_0.0.1.pth not found .*github.com/descriptinc/descript-audio-codec/releases/download/0.0.1/weights.pth'):
         get_embedder('dac')
 

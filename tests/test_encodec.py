@@ -144,9 +144,7 @@ def test_published_checksums(ckpt):
         get_embedder('encodec:48k', weights=ckpt)
 
 
-def test_missing_file_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv('FAD_OFFLINE', '1'); monkeypatch.setenv('FAD_CACHE_DIR', str(tmp_path / 'cache'))
-    monkeypatch.delenv('FAD_WEIGHTS_DIR', raising=False)
+def test_missing_file_offline(offline):
     with pytest.raises(FileNotFoundError, match=r'weights encodec_48khz-7e698e3e.th not found .* fetch https://dl.fbaipublicfiles.com/encodec/v0/encodec_48khz-7e698e3e.th'):
         get_embedder('encodec:48k')
 

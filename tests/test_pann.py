@@ -245,9 +245,7 @@ def test_checkpoint_of_another_rate(ckpt32, ckpt16):
         get_embedder('pann:8k', weights=ckpt16)
 
 
-def test_missing_file_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv('FAD_OFFLINE', '1'); monkeypatch.setenv('FAD_CACHE_DIR', str(tmp_path / 'cache'))
-    monkeypatch.delenv('FAD_WEIGHTS_DIR', raising=False)
+def test_missing_file_offline(offline, tmp_path):
     url = P.PANN_VARIANTS['32k'].checkpoint.url
     with pytest.raises(FileNotFoundError, match=f'weights Cnn14_mAP=0.431.pth not found .* fetch {url}'):
         get_embedder('pann:32k')

@@ -208,9 +208,7 @@ def test_not_a_passt_file(tmp_path):
         get_embedder('passt', weights=tmp_path / 'fsd50k.pt', custom_weights=True)
 
 
-def test_missing_file_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv('FAD_OFFLINE', '1'); monkeypatch.setenv('FAD_CACHE_DIR', str(tmp_path / 'cache'))
-    monkeypatch.delenv('FAD_WEIGHTS_DIR', raising=False)
+def test_missing_file_offline(offline):
     url = P.PASST_VARIANTS['base-20s'].checkpoint.url
     with pytest.raises(FileNotFoundError, match=f'weights passt-s-f128-20sec-p16-s10-ap.474-swa.pt not found .* fetch {url}'):
         get_embedder('passt:base-20s')

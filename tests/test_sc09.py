@@ -158,9 +158,7 @@ def test_other_formats_and_wrong_models(ref, ours, tmp_path):
         get_embedder('sc09', weights=tmp_path / 'partial.pth', custom_weights=True)
 
 
-def test_missing_file_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv('FAD_OFFLINE', '1'); monkeypatch.setenv('FAD_CACHE_DIR', str(tmp_path / 'cache'))
-    monkeypatch.delenv('FAD_WEIGHTS_DIR', raising=False)
+def test_missing_file_offline(offline):
     with pytest.raises(FileNotFoundError, match=r'weights resnext.pth not found .*krandiash/sashimi-release/resolve/main/sc09_classifier/resnext.pth'):
         get_embedder('sc09')
 

@@ -225,9 +225,7 @@ def test_legacy_torch_format_pca(tmp_path):
     assert torch.equal(e, torch.as_tensor(d['pca_eigen_vectors']).float()) and torch.equal(m, torch.as_tensor(d['pca_means']).float())
 
 
-def test_missing_file_offline(tmp_path, wdir, monkeypatch):
-    monkeypatch.setenv('FAD_OFFLINE', '1'); monkeypatch.setenv('FAD_CACHE_DIR', str(tmp_path / 'cache'))
-    monkeypatch.delenv('FAD_WEIGHTS_DIR', raising=False)
+def test_missing_file_offline(offline, tmp_path, wdir):
     with pytest.raises(FileNotFoundError, match=f'weights {CKPT} not found .* fetch {V.VGGISH_WEIGHTS.url}'):
         get_embedder('vggish')
     (tmp_path / 'only_vgg').mkdir(); (tmp_path / 'only_vgg' / CKPT).symlink_to(wdir / CKPT)
